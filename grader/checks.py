@@ -1,0 +1,211 @@
+"""What a notebook checks answers with: `cmp` against autograd, `report` for the autograder.
+
+Both judge with `compare`, so a student sees the same verdict and hint the grader gives.
+"""
+import base64
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import tolerance
+
+ANSWER_MIME = "application/vnd.makemore.answer+json"
+
+
+def grading():
+    """True while nbgrader autogrades this kernel."""
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict on one answer: the lecture's exact / approximate / maxdiff, plus why it fails."""
+    exact: bool
+    approximate: bool
+    maxdiff: float
+    problem: str = None
+
+    @property
+    def passed(self):
+        return self.problem is None
+
+    def line(self, label):
+        shape = "ok" if self.passed or not self.problem.startswith("shape") else "WRONG"
+        return (f"{label:15s} | exact: {str(self.exact):5s} | approximate: {str(self.approximate):5s}"
+                f" | maxdiff: {self.maxdiff:.3g} | shape: {shape}")
+
+
+def compare(answer, expected):
+    """Compare an answer with the expected value: exact shape and dtype, then the tolerance."""
+    if isinstance(expected, (int, float, bool)):
+        return _compare_numbers(answer, expected)
+    if isinstance(answer, np.ndarray):
+        answer = torch.from_numpy(answer)
+    if not isinstance(answer, torch.Tensor):
+        return _failed(f"expected a torch.Tensor of shape {list(expected.shape)}, "
+                       f"got {type(answer).__name__}")
+    answer = answer.detach().cpu()
+    if answer.shape != expected.shape:
+        return _failed(shape_hint(answer.shape, expected.shape))
+    if answer.dtype != expected.dtype:
+        return _failed(f"dtype {_name(answer.dtype)} but {_name(expected.dtype)} expected "
+                       f"(the forward tensor's dtype)")
+    if not expected.is_floating_point():
+        wrong = int((answer != expected).sum())
+        problem = f"{wrong} of {expected.numel()} entries differ" if wrong else None
+        return Comparison(not wrong, not wrong, float(wrong > 0), problem)
+    diff = (answer - expected).abs()
+    maxdiff = float(diff.max()) if diff.numel() else 0.0
+    exact = bool(torch.equal(answer, expected))
+    rtol, atol = tolerance(expected.dtype)
+    close = bool(torch.allclose(answer, expected, rtol=rtol, atol=atol))
+    problem = None if close else value_hint(answer, expected, rtol, atol)
+    return Comparison(exact, close, maxdiff, problem)
+
+
+def _compare_numbers(answer, expected):
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, np.generic):
+        answer = answer.item()
+    if not isinstance(answer, (int, float, bool)):
+        return _failed(f"expected a number, got {type(answer).__name__}")
+    diff = abs(answer - expected)
+    rtol, atol = tolerance(torch.float32)
+    if isinstance(expected, float):
+        close = diff <= atol + rtol * abs(expected)
+    else:
+        close = answer == expected
+    problem = None if close else f"{answer!r} but {expected!r} expected"
+    return Comparison(answer == expected, bool(close), float(diff), problem)
+
+
+def _failed(problem):
+    return Comparison(False, False, math.inf, problem)
+
+
+def _name(dtype):
+    return str(dtype).replace("torch.", "")
+
+
+def shape_hint(got, want):
+    """Why an answer of shape `got` cannot stand for a tensor of shape `want`, and what to try."""
+    got, want = list(got), list(want)
+    text = f"shape {got} but {want} expected"
+    if len(got) == len(want):
+        summed = [d for d, (g, w) in enumerate(zip(got, want)) if w == 1 and g > 1]
+        if summed and all(g == w for d, (g, w) in enumerate(zip(got, want)) if d not in summed):
+            dims = ", ".join(map(str, summed))
+            return (f"{text}: dimension {dims} was broadcast in the forward pass, "
+                    f"so its gradient is summed over it (.sum({dims}, keepdim=True))")
+        if got == want[::-1]:
+            return f"{text}: transposed? (.T)"
+    if math.prod(got) == math.prod(want):
+        if [g for g in got if g != 1] == [w for w in want if w != 1]:
+            return (f"{text}: same numbers, different dimensions "
+                    "(keep summed dimensions with keepdim=True; broadcasting hides this in arithmetic)")
+        return f"{text}: same number of entries; reshape with .view({', '.join(map(str, want))})?"
+    if math.prod(got) < math.prod(want):
+        return f"{text}: too few entries; a gradient has the shape of its tensor"
+    return f"{text}: too many entries; was a dimension broadcast in the forward pass?"
+
+
+def value_hint(answer, expected, rtol, atol):
+    """How a right-shaped answer differs from the expected values."""
+    if not torch.isfinite(answer).all():
+        bad = int((~torch.isfinite(answer)).sum())
+        return f"{bad} of {answer.numel()} entries are NaN or infinite"
+    wrong = ~torch.isclose(answer, expected, rtol=rtol, atol=atol)
+    scale = float(expected.abs().max())
+    idx = tuple(int(i) for i in np.unravel_index(int((answer - expected).abs().argmax()),
+                                                 tuple(expected.shape)))
+    text = (f"{int(wrong.sum())} of {expected.numel()} entries are off; the largest error is at "
+            f"index {list(idx)}: got {float(answer[idx]):.6g}, expected {float(expected[idx]):.6g}")
+    if not answer.any():
+        return f"all zeros, but the expected values reach {scale:.3g}"
+    denom = float((expected * expected).sum())
+    if denom > 0:
+        k = float((answer * expected).sum()) / denom
+        if torch.allclose(answer, k * expected, rtol=1e-3, atol=1e-3 * scale):
+            return f"{text}; the whole answer is {_factor(k)} the expected one"
+    return text
+
+
+def _factor(k):
+    if abs(k + 1) < 1e-3:
+        return "-1 times (a sign is flipped)"
+    for n in range(2, 4097):
+        if abs(k - n / (n - 1)) < 1e-6 * n or abs(k - (n - 1) / n) < 1e-6 * n:
+            return f"{k:.6g} times (n/(n-1) with n={n}: Bessel's correction?)"
+    for m in (k, 1 / k):
+        if abs(m - round(m)) < 1e-3 and round(m) > 1:
+            return f"{k:.6g} times (a factor {round(m)}: a missing or extra 1/n or sum?)"
+    return f"{k:.6g} times"
+
+
+def cmp(s, dt, t):
+    """The lecture's check of your gradient dt against autograd's t.grad, extended.
+
+    Prints exact / approximate / maxdiff as in the lecture and raises AssertionError, with
+    a hint, when the shape or dtype differs or the values are off by more than the course
+    tolerance (grader.config). Broadcasting no longer hides a [64] answer for a [1, 64] tensor.
+    """
+    if t.grad is None:
+        if grading():
+            print(f"{s:15s} | autograd is off while grading: compared with the reference solution")
+            return
+        raise RuntimeError(f"{s}.grad is None: run the forward pass cell first "
+                           "(it calls retain_grad() and loss.backward())")
+    verdict = compare(dt, t.grad)
+    print(verdict.line(s))
+    if not verdict.passed:
+        raise AssertionError(f"d{s}: {verdict.problem}")
+
+
+def encode(value):
+    """A JSON-able record of an answer: tensors bit for bit, numbers and text as they are."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        try:
+            data = t.numpy().tobytes()
+        except TypeError:
+            return {"kind": "invalid", "why": f"tensors of dtype {_name(t.dtype)} are not graded"}
+        return {"kind": "tensor", "dtype": _name(t.dtype), "shape": list(t.shape),
+                "data": base64.b64encode(data).decode("ascii")}
+    if isinstance(value, (bool, int, float, np.generic)):
+        return {"kind": "number", "value": value.item() if isinstance(value, np.generic) else value}
+    if isinstance(value, str):
+        return {"kind": "text", "value": value}
+    return {"kind": "invalid", "why": f"got {type(value).__name__}, not a tensor or number"}
+
+
+def decode(record):
+    """The answer an `encode` record holds; ValueError for an invalid record."""
+    kind = record.get("kind")
+    if kind == "tensor":
+        dtype = getattr(torch, record["dtype"])
+        buf = bytearray(base64.b64decode(record["data"]))
+        flat = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
+        return flat.reshape(record["shape"]).clone()
+    if kind in ("number", "text"):
+        return record["value"]
+    raise ValueError(record.get("why", "no answer"))
+
+
+def report(name, value, carry=False):
+    """Hand an answer to the autograder; does nothing outside autograding.
+
+    The grader compares it with the reference solution outside this kernel. With carry=True
+    the grader then sets the notebook variable `name` to the reference value, so an earlier
+    mistake is not counted again in later answers that build on it.
+    """
+    if not grading():
+        return
+    from IPython.display import display
+    display({ANSWER_MIME: {"name": name, "carry": bool(carry), **encode(value)},
+             "text/plain": f"answer recorded for grading: {name}"}, raw=True)

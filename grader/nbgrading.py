@@ -1,0 +1,66 @@
+"""The nbgrader side of the course: a course folder, its configuration and nbgrader's API."""
+import shutil
+import warnings
+from pathlib import Path
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
+                                    GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from traitlets.config import Config
+
+from . import GradingError, config
+from .judge import CarryAnswers, GuardedExecute, JudgeAnswers
+
+# nbgrader's gradebook code triggers SQLAlchemy session notices that are not problems
+warnings.filterwarnings("ignore", module="nbgrader")
+
+
+def course_config(root, db_url=None, references=None):
+    """nbgrader configuration of a course folder at root (gradebook: db_url or root/gradebook.db)."""
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.course_id = config.COURSE_ID
+    if db_url:
+        c.CourseDirectory.db_url = db_url
+    c.Execute.timeout = config.CELL_TIMEOUT
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError(\"replace this line with your answer\")"}
+    c.OverwriteCells.add_missing_cells = True   # a deleted test cell is put back and run
+    c.ReferenceAnswers.references = references or {}
+    c.Autograde.autograde_preprocessors = [
+        CarryAnswers, GuardedExecute, JudgeAnswers,
+        IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+        AssignLatePenalties, CheckCellMetadata]
+    # feedback shows each result and its hint, never the hidden test code (nbgrader #917)
+    c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+    c.ClearHiddenTests.enforce_metadata = False
+    return c
+
+
+def nbgrader_api(root, db_url=None, references=None):
+    """NbGraderAPI on the course folder at root, with the course configuration."""
+    cfg = course_config(root, db_url, references)
+    return NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+
+
+def checked(result, what):
+    """The log of a successful NbGraderAPI call; GradingError with nbgrader's error otherwise."""
+    if not result["success"]:
+        detail = (result.get("error") or result.get("log") or "").strip().splitlines()
+        raise GradingError(f"{what} failed: " + (detail[-1] if detail else "no detail from nbgrader"))
+    return result.get("log", "")
+
+
+def add_source(root, api=None):
+    """Copy solutions/ into the course as the assignment's source and generate it (gradebook)."""
+    source = Path(root) / "source" / config.ASSIGNMENT
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    for nb in sorted(config.SOLUTIONS.glob("*.ipynb")):
+        shutil.copy(nb, source / nb.name)
+    api = api or nbgrader_api(root)
+    checked(api.generate_assignment(config.ASSIGNMENT), "nbgrader generate_assignment")
+    return sorted(source.glob("*.ipynb"))

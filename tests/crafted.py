@@ -1,0 +1,113 @@
+"""Crafted submissions: what each changes in a correct submission, and which graded cells it loses.
+
+A correct submission is the release with every answer cell holding the solution's code, as a
+student who solved everything would hand it in. Each Case edits some answer cells (by grade
+id) of one notebook for one student; `lost` names the graded cells that must score 0 — every
+other autograded cell of that notebook must get full marks. A student may have one Case per
+notebook, so one grading run covers them all.
+"""
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from grader import config
+
+NOTEBOOKS = [p.stem for p in sorted(config.SOLUTIONS.glob("*.ipynb"))]
+STAGE2 = "02_backprop_step_by_step"
+RELEASE = "release"        # edits: the untouched release
+MALFORMED = "malformed"    # edits: a file that is not JSON
+ALL = "all"                # lost: every graded cell
+
+
+@dataclass(frozen=True)
+class Case:
+    student: str
+    notebook: str
+    edits: object          # {answer grade_id: new source}, RELEASE or MALFORMED
+    lost: object           # set of grade ids, or ALL
+    why: str
+
+
+CASES = [Case("solution", nb, {}, set(), "the solution submitted as is gets full marks")
+         for nb in NOTEBOOKS]
+CASES += [Case("release", nb, RELEASE, ALL, "the untouched release gets 0") for nb in NOTEBOOKS]
+CASES += [
+    Case("one_wrong", STAGE2,
+         {"answer_counts_sum": "dcounts_sum = counts_sum**-2 * dcounts_sum_inv"},
+         {"check_counts_sum"}, "a sign error costs that gradient only"),
+    Case("one_wrong_early", STAGE2,
+         {"answer_logprobs": "dlogprobs = torch.zeros_like(logprobs)\n"
+                             "dlogprobs[range(n), Yb] = -1.0"},
+         {"check_logprobs"}, "a missing 1/n costs dlogprobs only: later answers get its reference"),
+    Case("from_grad", STAGE2,
+         {"answer_logprobs": "dlogprobs = logprobs.grad.clone()",
+          "answer_W1": "dW1 = W1.grad.clone()",
+          "answer_C": "dC = C.grad"},
+         {"check_logprobs", "check_W1", "check_C"}, "answers read from .grad earn 0"),
+    Case("calls_backward", STAGE2,
+         {"answer_h": "loss.backward()\ndh = h.grad.clone()",
+          "answer_emb": "demb = torch.autograd.grad(loss, emb, retain_graph=True)[0]"},
+         {"check_h", "check_emb"}, "answers from backward() or torch.autograd.grad earn 0"),
+    Case("shape_64", STAGE2,
+         {"answer_bngain": "dbngain = (bnraw * dhpreact).sum(0)",
+          "answer_bnmeani": "dbnmeani = (-dbndiff).sum(0)"},
+         {"check_bngain", "check_bnmeani"}, "a [64] answer for a [1, 64] tensor loses its credit"),
+    Case("broken_json", STAGE2, MALFORMED, ALL, "a malformed notebook scores 0 with its reason"),
+]
+
+
+def _solution_code(cell):
+    """The code of a solution cell without nbgrader's solution delimiters."""
+    return "\n".join(line for line in cell.source.splitlines()
+                     if not re.match(r"\s*### (BEGIN|END) SOLUTION", line))
+
+
+def correct_submission(notebook):
+    """The release of notebook with each answer cell holding the solution's code."""
+    solution = nbformat.read(str(config.SOLUTIONS / f"{notebook}.ipynb"), as_version=4)
+    answers = {c.metadata.nbgrader["grade_id"]: _solution_code(c) for c in solution.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.read(str(config.NOTEBOOKS / f"{notebook}.ipynb"), as_version=4)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in answers:
+            cell.source = answers[gid]
+    return nb
+
+
+def write_case(case, root):
+    """Write the submission of one case under root/STUDENT/NOTEBOOK.ipynb."""
+    path = Path(root) / case.student / f"{case.notebook}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if case.edits == MALFORMED:
+        path.write_text('{"cells": [ this is not json')
+        return path
+    if case.edits == RELEASE:
+        nb = nbformat.read(str(config.NOTEBOOKS / f"{case.notebook}.ipynb"), as_version=4)
+    else:
+        nb = correct_submission(case.notebook)
+        ids = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+        for gid, source in case.edits.items():
+            ids[gid].source = source   # KeyError: the case names a cell the notebook lacks
+    nbformat.write(nb, str(path))
+    return path
+
+
+def write_all(root, cases=CASES):
+    seen = set()
+    for case in cases:
+        key = (case.student, case.notebook)
+        assert key not in seen, f"two cases for {key}"
+        seen.add(key)
+        write_case(case, root)
+
+
+def graded_cells(notebook):
+    """Autograded cells (test cells) of a notebook, in order."""
+    nb = json.loads((config.SOLUTIONS / f"{notebook}.ipynb").read_text())
+    return [c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]
+            if c["metadata"].get("nbgrader", {}).get("grade")
+            and not c["metadata"]["nbgrader"].get("solution")]
