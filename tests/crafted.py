@@ -4,8 +4,9 @@ A correct submission is the release with every answer cell holding the solution'
 student who solved everything would hand it in. Each Case edits some answer cells (by grade
 id) of one notebook for one student; `lost` names the graded cells that must score 0 — every
 other autograded cell of that notebook must get full marks. A student may have one Case per
-notebook, so one grading run covers them all.
+notebook, so one grading run covers them all. Each stage lists its own cases in cases_*.py.
 """
+import importlib
 import json
 import re
 from dataclasses import dataclass
@@ -34,29 +35,8 @@ class Case:
 CASES = [Case("solution", nb, {}, set(), "the solution submitted as is gets full marks")
          for nb in NOTEBOOKS]
 CASES += [Case("release", nb, RELEASE, ALL, "the untouched release gets 0") for nb in NOTEBOOKS]
-CASES += [
-    Case("one_wrong", STAGE2,
-         {"answer_counts_sum": "dcounts_sum = counts_sum**-2 * dcounts_sum_inv"},
-         {"check_counts_sum"}, "a sign error costs that gradient only"),
-    Case("one_wrong_early", STAGE2,
-         {"answer_logprobs": "dlogprobs = torch.zeros_like(logprobs)\n"
-                             "dlogprobs[range(n), Yb] = -1.0"},
-         {"check_logprobs"}, "a missing 1/n costs dlogprobs only: later answers get its reference"),
-    Case("from_grad", STAGE2,
-         {"answer_logprobs": "dlogprobs = logprobs.grad.clone()",
-          "answer_W1": "dW1 = W1.grad.clone()",
-          "answer_C": "dC = C.grad"},
-         {"check_logprobs", "check_W1", "check_C"}, "answers read from .grad earn 0"),
-    Case("calls_backward", STAGE2,
-         {"answer_h": "loss.backward()\ndh = h.grad.clone()",
-          "answer_emb": "demb = torch.autograd.grad(loss, emb, retain_graph=True)[0]"},
-         {"check_h", "check_emb"}, "answers from backward() or torch.autograd.grad earn 0"),
-    Case("shape_64", STAGE2,
-         {"answer_bngain": "dbngain = (bnraw * dhpreact).sum(0)",
-          "answer_bnmeani": "dbnmeani = (-dbndiff).sum(0)"},
-         {"check_bngain", "check_bnmeani"}, "a [64] answer for a [1, 64] tensor loses its credit"),
-    Case("broken_json", STAGE2, MALFORMED, ALL, "a malformed notebook scores 0 with its reason"),
-]
+for module in sorted(Path(__file__).parent.glob("cases_*.py")):   # one file per stage
+    CASES += importlib.import_module(module.stem).CASES
 
 
 def _solution_code(cell):
