@@ -1,7 +1,8 @@
-"""Stage 1 figures: autograding one submission, Validate, and the interactive solution run.
+"""Stage 1 figures: autograding one submission, Validate, and the solution run with the
+lecture's step counts beside the same run with nbgrader's.
 
-    python bench/stage1.py            # all three (the interactive run trains for minutes)
-    python bench/stage1.py --quick    # without the interactive run
+    python bench/stage1.py            # everything (the lecture's step counts train for minutes)
+    python bench/stage1.py --quick    # autograde and Validate only
 
 Target (issue: stage 1 notebook): the whole notebook autogrades in <= 30 s on this 2-core
 machine. Times drift on a shared machine; the load average is printed beside them.
@@ -19,7 +20,7 @@ from nbclient import NotebookClient
 from nbgrader.validator import Validator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from crafted import Case, write_case  # noqa: E402
+from crafted import CASES, write_case  # noqa: E402
 
 from grader import config  # noqa: E402
 from grader.autograde import grade_student  # noqa: E402
@@ -45,8 +46,10 @@ def cell_seconds(cell):
     return (end - start).total_seconds()
 
 
-def autograde_one():
-    """(seconds to autograde one submission, seconds of course setup and reference run)."""
+def autograde(students=("solution", "variants")):
+    """Seconds to autograde each student's stage 1 notebook (crafted submissions, one grading
+    run), and the seconds of course setup and reference run before them."""
+    cases = {c.student: c for c in CASES if c.notebook == NOTEBOOK}
     with tempfile.TemporaryDirectory() as tmp:
         course = Path(tmp) / "course"
         start = time.perf_counter()
@@ -54,12 +57,15 @@ def autograde_one():
         references = {p.stem: reference_answers(p, course_config(course)) for p in sources
                       if p.stem == NOTEBOOK}
         setup = time.perf_counter() - start
-        write_case(Case("solution", NOTEBOOK, {}, set(), ""), Path(tmp) / "subs")
         api = nbgrader_api(course, references=references)
-        start = time.perf_counter()
-        result, = grade_student(api, course, Path(tmp) / "subs" / "solution", [NOTEBOOK])
-        assert result.status == "graded", result
-        return time.perf_counter() - start, setup
+        seconds = {}
+        for student in students:
+            write_case(cases[student], Path(tmp) / "subs")
+            start = time.perf_counter()
+            result, = grade_student(api, course, Path(tmp) / "subs" / student, [NOTEBOOK])
+            assert result.status == "graded", result
+            seconds[student] = time.perf_counter() - start
+        return seconds, setup
 
 
 def validate():
@@ -70,10 +76,12 @@ def validate():
     return time.perf_counter() - start
 
 
-def interactive():
-    """Run the solution as a person would (full training): kernel seconds, wall seconds and the
-    five slowest cells as [(cell id, seconds)]."""
-    env = os.environ.pop(NBGRADER_ENV, None)
+def run(mode):
+    """Execute the solution with NBGRADER_EXECUTION=mode (None: as a person runs it): kernel
+    seconds, wall seconds and the five slowest cells as [(cell id, seconds)]."""
+    saved = os.environ.pop(NBGRADER_ENV, None)
+    if mode:
+        os.environ[NBGRADER_ENV] = mode
     try:
         nb = nbformat.read(str(config.SOLUTIONS / f"{NOTEBOOK}.ipynb"), as_version=4)
         start = time.perf_counter()
@@ -81,8 +89,9 @@ def interactive():
                        resources={"metadata": {"path": str(config.SOLUTIONS)}}).execute()
         wall = time.perf_counter() - start
     finally:
-        if env is not None:
-            os.environ[NBGRADER_ENV] = env
+        os.environ.pop(NBGRADER_ENV, None)
+        if saved is not None:
+            os.environ[NBGRADER_ENV] = saved
     times = sorted(((c.id, cell_seconds(c)) for c in nb.cells if c.cell_type == "code"),
                    key=lambda x: -x[1])
     return sum(t for _, t in times), wall, times[:5]
@@ -90,20 +99,27 @@ def interactive():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip the interactive run")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the runs with the lecture's step counts")
     args = parser.parse_args()
-    one, setup = autograde_one()
+    seconds, setup = autograde()
+    one, lecture_style = seconds["solution"], seconds["variants"]
     print(f"stage 1 autograde, one submission (the solution handed in): {one:.1f} s, "
           f"{one / TARGET:.2f} of the {TARGET:.0f} s target ({load()})")
+    print(f"  with lecture-style loops in the answers (crafted 'variants'): "
+          f"{lecture_style:.1f} s, {lecture_style / one:.2f}x the solution's, "
+          f"{lecture_style / TARGET:.2f} of the target")
     print(f"  once per grading run: course setup and reference run {setup:.1f} s")
     print(f"stage 1 Validate (the student's button): {validate():.1f} s ({load()})")
     if args.quick:
         return
-    kernel, wall, slowest = interactive()
-    print(f"stage 1 interactive solution run (the lecture's step counts): {kernel:.1f} s kernel "
-          f"time, {wall:.1f} s with kernel start-up ({load()})")
-    print("  slowest cells: " + ", ".join(f"{cid} {t:.1f} s" for cid, t in slowest))
-
+    graded, _, _ = run("autograde")
+    kernel, wall, slowest = run(None)
+    print(f"stage 1 kernel time with the lecture's step counts: {kernel:.1f} s ({wall:.1f} s with "
+          f"kernel start-up), {kernel / graded:.0f}x the {graded:.1f} s with nbgrader's "
+          f"({load()})")
+    print("  slowest cells, lecture's counts: "
+          + ", ".join(f"{cid} {t:.1f} s" for cid, t in slowest))
 
 if __name__ == "__main__":
     main()
