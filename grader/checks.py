@@ -34,8 +34,9 @@ class Comparison:
 
     def line(self, label):
         shape = "ok" if self.passed or not self.problem.startswith("shape") else "WRONG"
-        return (f"{label:15s} | exact: {str(self.exact):5s} | approximate: {str(self.approximate):5s}"
-                f" | maxdiff: {self.maxdiff:.3g} | shape: {shape}")
+        return (f"{label:15s} | exact: {str(self.exact):5s} "
+                f"| approximate: {str(self.approximate):5s} "
+                f"| maxdiff: {self.maxdiff:.3g} | shape: {shape}")
 
 
 def compare(answer, expected):
@@ -96,8 +97,9 @@ def shape_hint(got, want):
     got, want = list(got), list(want)
     text = f"shape {got} but {want} expected"
     if len(got) == len(want):
-        summed = [d for d, (g, w) in enumerate(zip(got, want)) if w == 1 and g > 1]
-        if summed and all(g == w for d, (g, w) in enumerate(zip(got, want)) if d not in summed):
+        pairs = list(zip(got, want, strict=True))
+        summed = [d for d, (g, w) in enumerate(pairs) if w == 1 and g > 1]
+        if summed and all(g == w for d, (g, w) in enumerate(pairs) if d not in summed):
             dims = ", ".join(map(str, summed))
             return (f"{text}: dimension {dims} was broadcast in the forward pass, "
                     f"so its gradient is summed over it (.sum({dims}, keepdim=True))")
@@ -105,8 +107,8 @@ def shape_hint(got, want):
             return f"{text}: transposed? (.T)"
     if math.prod(got) == math.prod(want):
         if [g for g in got if g != 1] == [w for w in want if w != 1]:
-            return (f"{text}: same numbers, different dimensions "
-                    "(keep summed dimensions with keepdim=True; broadcasting hides this in arithmetic)")
+            return (f"{text}: same numbers, different dimensions (keep summed dimensions "
+                    "with keepdim=True; broadcasting hides this in arithmetic)")
         return f"{text}: same number of entries; reshape with .view({', '.join(map(str, want))})?"
     if math.prod(got) < math.prod(want):
         return f"{text}: too few entries; a gradient has the shape of its tensor"
