@@ -3,6 +3,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
@@ -13,6 +14,7 @@ from traitlets.config import Config
 
 from . import GradingError, config
 from .judge import CarryAnswers, GuardedExecute, JudgeAnswers
+from .site import without_outputs_record
 
 # nbgrader's gradebook code triggers SQLAlchemy session notices that are not problems
 warnings.filterwarnings("ignore", module="nbgrader")
@@ -62,7 +64,9 @@ def add_source(root, api=None):
         shutil.rmtree(source)
     source.mkdir(parents=True)
     for nb in sorted(config.SOLUTIONS.glob("*.ipynb")):
-        shutil.copy(nb, source / nb.name)
+        # solutions/ stores outputs for readers; the record of their code stays out of the release
+        nbformat.write(without_outputs_record(nbformat.read(str(nb), as_version=4)),
+                       str(source / nb.name))
     api = api or nbgrader_api(root)
     checked(api.generate_assignment(config.ASSIGNMENT), "nbgrader generate_assignment")
     return sorted(source.glob("*.ipynb"))
