@@ -20,6 +20,11 @@ def grading():
     return os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 
+def nbgrader_running():
+    """True while nbgrader runs this kernel (Validate or autograde): do long work in few steps."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 @dataclass(frozen=True)
 class Comparison:
     """The verdict on one answer: the lecture's exact / approximate / maxdiff, plus why it fails."""
@@ -209,3 +214,16 @@ def report(name, value, carry=False):
     from IPython.display import display
     display({ANSWER_MIME: {"name": name, "carry": bool(carry), **encode(value)},
              "text/plain": f"answer recorded for grading: {name}"}, raw=True)
+
+
+def direction(value):
+    """A floating tensor scaled to norm 1; anything else, or an all-zero tensor, as it is.
+
+    Hidden tests report this to grade an answer's shape and direction apart from its overall
+    scale, so one mistake in a constant factor (a missing 1/n) costs only the test of that factor.
+    """
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        norm = value.detach().norm()
+        if norm > 0:
+            return value / norm
+    return value
