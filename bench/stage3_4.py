@@ -78,7 +78,7 @@ def batchnorm_figures(sizes=(32, 128, 1024, 4096), width=64):
         verdict = "" if n not in (32, 1024) else ("  meets 3x" if t_chain >= 3 * t_fused
                                                  else "  BELOW 3x")
         print(f"  n={n:5d}: step by step {t_chain * 1e6:8.1f} us, fused {t_fused * 1e6:7.1f} us, "
-              f"fused {t_chain / t_fused:4.1f}x faster{verdict}")
+              f"fused {t_chain / t_fused:4.2f}x faster{verdict}")
 
 
 def cross_entropy_figures(sizes=(32, 1024, 4096), classes=27):
