@@ -20,6 +20,11 @@ def grading():
     return os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 
+def nbgrader_running():
+    """True while nbgrader runs this kernel (Validate or autograde): do long work in few steps."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 @dataclass(frozen=True)
 class Comparison:
     """The verdict on one answer: the lecture's exact / approximate / maxdiff, plus why it fails."""
@@ -139,12 +144,14 @@ def value_hint(answer, expected, rtol, atol):
 def _factor(k):
     if abs(k + 1) < 1e-3:
         return "-1 times (a sign is flipped)"
-    for n in range(2, 4097):
-        if abs(k - n / (n - 1)) < 1e-6 * n or abs(k - (n - 1) / n) < 1e-6 * n:
-            return f"{k:.6g} times (n/(n-1) with n={n}: Bessel's correction?)"
     for m in (k, 1 / k):
         if abs(m - round(m)) < 1e-3 and round(m) > 1:
-            return f"{k:.6g} times (a factor {round(m)}: a missing or extra 1/n or sum?)"
+            also = " (or Bessel's n/(n-1) with n=2)" if round(m) == 2 else ""
+            return (f"{k:.6g} times (a factor {round(m)}: a missing or extra 1/n "
+                    f"or sum?{also})")
+    for n in range(3, 4097):
+        if abs(k - n / (n - 1)) < 1e-6 * n or abs(k - (n - 1) / n) < 1e-6 * n:
+            return f"{k:.6g} times (n/(n-1) with n={n}: Bessel's correction?)"
     return f"{k:.6g} times"
 
 
@@ -211,3 +218,16 @@ def report(name, value, carry=False):
     from IPython.display import display
     display({ANSWER_MIME: {"name": name, "carry": bool(carry), **encode(value)},
              "text/plain": f"answer recorded for grading: {name}"}, raw=True)
+
+
+def direction(value):
+    """A floating tensor scaled to norm 1; anything else, or an all-zero tensor, as it is.
+
+    Hidden tests report this to grade an answer's shape and direction apart from its overall
+    scale, so one mistake in a constant factor (a missing 1/n) costs only the test of that factor.
+    """
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        norm = value.detach().norm()
+        if norm > 0:
+            return value / norm
+    return value

@@ -41,7 +41,7 @@ def test_transposed_and_wrong_dtype_answers_are_named():
 
 
 @pytest.mark.parametrize("factor, words", [(-1.0, "sign is flipped"), (32.0, "factor 32"),
-                                           (32 / 31, "Bessel")])
+                                           (32 / 31, "Bessel"), (2.0, "missing or extra 1/n")])
 def test_value_hints_name_the_likely_mistake(factor, words):
     r = torch.randn(8, 5)
     v = compare(factor * r, r)
