@@ -29,9 +29,17 @@ def _autograde(args):
     return 0
 
 
+def _solution(name):
+    """A solution notebook named by path, file name or stem (02_backprop_step_by_step)."""
+    for path in (Path(name), config.SOLUTIONS / name, config.SOLUTIONS / f"{name}.ipynb"):
+        if path.is_file():
+            return path
+    raise GradingError(f"no such solution notebook: {name}")
+
+
 def _execute(args):
     from .site import execute, stale_outputs
-    paths = [Path(p) for p in args.notebooks] or sorted(config.SOLUTIONS.glob("*.ipynb"))
+    paths = [_solution(p) for p in args.notebooks] or sorted(config.SOLUTIONS.glob("*.ipynb"))
     if args.check:
         problems = stale_outputs(paths)
         for problem in problems:

@@ -54,6 +54,7 @@ def execute(path, timeout=EXECUTE_TIMEOUT):
     metadata = copy.deepcopy(nb.metadata)
     client = NotebookClient(nb, timeout=timeout, record_timing=False,
                             kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     interactive = {k: v for k, v in os.environ.items()
                    if k not in ("NBGRADER_EXECUTION", "MAKEMORE_GUARD")}
