@@ -1,8 +1,9 @@
 # make lab: set up and open the course in JupyterLab.   make test: set up and run the tests.
+# make site: the reading version (site/).   make execute: re-run solutions/, storing outputs.
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: lab test release check bench
+.PHONY: lab test release check bench site execute
 
 $(PY): requirements.txt pyproject.toml
 	python3 -m venv .venv
@@ -10,8 +11,13 @@ $(PY): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(PY)
 
+# The one way the course starts, for students and for tests/test_browser.py:
+#   make lab LAB_ARGS="--no-browser --port=8899"    JupyterLab options (headless, port, token...)
+#   make lab LAB_DIR=solutions                      another folder (authors edit solutions/)
+LAB_DIR ?= notebooks
+LAB_ARGS ?=
 lab: $(PY)
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+	$(PY) -m jupyter lab --notebook-dir="$(LAB_DIR)" $(LAB_ARGS)
 
 test: $(PY)
 	$(PY) -m pytest
@@ -24,3 +30,11 @@ check: $(PY)
 
 bench: $(PY)
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
+
+# the reading version: static pages of the solutions with their stored outputs (no execution)
+site: $(PY)
+	$(PY) -m grader site --out site
+
+# re-run every solution notebook, storing its outputs (after changing a solution)
+execute: $(PY)
+	$(PY) -m grader execute

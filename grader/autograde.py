@@ -10,7 +10,6 @@ import html
 import re
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry

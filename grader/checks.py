@@ -23,6 +23,11 @@ def grading():
     return os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 
+def nbgrader_running():
+    """True while nbgrader runs this kernel (Validate or autograde): do long work in few steps."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 @dataclass(frozen=True)
 class Comparison:
     """The verdict on one answer: the lecture's exact / approximate / maxdiff, plus why it fails."""
@@ -37,8 +42,9 @@ class Comparison:
 
     def line(self, label):
         shape = "ok" if self.passed or not self.problem.startswith("shape") else "WRONG"
-        return (f"{label:15s} | exact: {str(self.exact):5s} | approximate: {str(self.approximate):5s}"
-                f" | maxdiff: {self.maxdiff:.3g} | shape: {shape}")
+        return (f"{label:15s} | exact: {str(self.exact):5s} "
+                f"| approximate: {str(self.approximate):5s} "
+                f"| maxdiff: {self.maxdiff:.3g} | shape: {shape}")
 
 
 def compare(answer, expected):
@@ -99,8 +105,9 @@ def shape_hint(got, want):
     got, want = list(got), list(want)
     text = f"shape {got} but {want} expected"
     if len(got) == len(want):
-        summed = [d for d, (g, w) in enumerate(zip(got, want)) if w == 1 and g > 1]
-        if summed and all(g == w for d, (g, w) in enumerate(zip(got, want)) if d not in summed):
+        pairs = list(zip(got, want, strict=True))
+        summed = [d for d, (g, w) in enumerate(pairs) if w == 1 and g > 1]
+        if summed and all(g == w for d, (g, w) in enumerate(pairs) if d not in summed):
             dims = ", ".join(map(str, summed))
             return (f"{text}: dimension {dims} was broadcast in the forward pass, "
                     f"so its gradient is summed over it (.sum({dims}, keepdim=True))")
@@ -108,8 +115,8 @@ def shape_hint(got, want):
             return f"{text}: transposed? (.T)"
     if math.prod(got) == math.prod(want):
         if [g for g in got if g != 1] == [w for w in want if w != 1]:
-            return (f"{text}: same numbers, different dimensions "
-                    "(keep summed dimensions with keepdim=True; broadcasting hides this in arithmetic)")
+            return (f"{text}: same numbers, different dimensions (keep summed dimensions "
+                    "with keepdim=True; broadcasting hides this in arithmetic)")
         return f"{text}: same number of entries; reshape with .view({', '.join(map(str, want))})?"
     if math.prod(got) < math.prod(want):
         return f"{text}: too few entries; a gradient has the shape of its tensor"
@@ -140,12 +147,14 @@ def value_hint(answer, expected, rtol, atol):
 def _factor(k):
     if abs(k + 1) < 1e-3:
         return "-1 times (a sign is flipped)"
-    for n in range(2, 4097):
-        if abs(k - n / (n - 1)) < 1e-6 * n or abs(k - (n - 1) / n) < 1e-6 * n:
-            return f"{k:.6g} times (n/(n-1) with n={n}: Bessel's correction?)"
     for m in (k, 1 / k):
         if abs(m - round(m)) < 1e-3 and round(m) > 1:
-            return f"{k:.6g} times (a factor {round(m)}: a missing or extra 1/n or sum?)"
+            also = " (or Bessel's n/(n-1) with n=2)" if round(m) == 2 else ""
+            return (f"{k:.6g} times (a factor {round(m)}: a missing or extra 1/n "
+                    f"or sum?{also})")
+    for n in range(3, 4097):
+        if abs(k - n / (n - 1)) < 1e-6 * n or abs(k - (n - 1) / n) < 1e-6 * n:
+            return f"{k:.6g} times (n/(n-1) with n={n}: Bessel's correction?)"
     return f"{k:.6g} times"
 
 
@@ -279,3 +288,16 @@ def report(name, value, carry=False):
     from IPython.display import display
     display({ANSWER_MIME: {"name": name, "carry": bool(carry), **encode(value)},
              "text/plain": f"answer recorded for grading: {name}"}, raw=True)
+
+
+def direction(value):
+    """A floating tensor scaled to norm 1; anything else, or an all-zero tensor, as it is.
+
+    Hidden tests report this to grade an answer's shape and direction apart from its overall
+    scale, so one mistake in a constant factor (a missing 1/n) costs only the test of that factor.
+    """
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        norm = value.detach().norm()
+        if norm > 0:
+            return value / norm
+    return value

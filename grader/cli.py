@@ -1,7 +1,8 @@
-"""python -m grader: release the notebooks, autograde submissions."""
+"""python -m grader: release the notebooks, autograde submissions, build the reading version."""
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import GradingError, config
@@ -28,6 +29,38 @@ def _autograde(args):
     return 0
 
 
+def _solution(name):
+    """A solution notebook named by path, file name or stem (02_backprop_step_by_step)."""
+    for path in (Path(name), config.SOLUTIONS / name, config.SOLUTIONS / f"{name}.ipynb"):
+        if path.is_file():
+            return path
+    raise GradingError(f"no such solution notebook: {name}")
+
+
+def _execute(args):
+    from .site import execute, stale_outputs
+    paths = [_solution(p) for p in args.notebooks] or sorted(config.SOLUTIONS.glob("*.ipynb"))
+    if args.check:
+        problems = stale_outputs(paths)
+        for problem in problems:
+            print(f"stale outputs: {problem} (run `python -m grader execute`)", file=sys.stderr)
+        if not problems:
+            print("every notebook's stored outputs come from its current code")
+        return 1 if problems else 0
+    for path in paths:
+        start = time.monotonic()
+        execute(path)
+        print(f"executed {os.path.relpath(path)} in {time.monotonic() - start:.0f} s")
+    return 0
+
+
+def _site(args):
+    from .site import build_site
+    pages = build_site(Path(args.out), Path(args.source))
+    print(f"wrote {len(pages)} pages to {args.out}: open {pages[0]}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +74,17 @@ def main(argv=None):
                        help="output folder: grades.csv, summary.csv, feedback/, course/")
     grade.add_argument("--db-url", help="gradebook database URL (default: SQLite in OUT/course)")
     grade.set_defaults(run=_autograde)
+    run = commands.add_parser("execute", help="run solution notebooks, storing their outputs")
+    run.add_argument("notebooks", nargs="*", help="notebooks to run (default: solutions/*.ipynb)")
+    run.add_argument("--check", action="store_true",
+                     help="run nothing; exit 1 naming the notebooks whose stored outputs are stale")
+    run.set_defaults(run=_execute)
+    site = commands.add_parser("site", help="build the reading version: static pages of the "
+                                            "solutions with their stored outputs")
+    site.add_argument("--out", default="site", help="output folder (default: site)")
+    site.add_argument("--source", default=str(config.SOLUTIONS),
+                      help="folder of executed solution notebooks (default: solutions/)")
+    site.set_defaults(run=_site)
     args = parser.parse_args(argv)
     # nbgrader runs the `alembic` executable that sits beside this Python
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

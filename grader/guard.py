@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 
 GUARD_ENV = "MAKEMORE_GUARD"
 START = "__import__('grader.guard').guard.start()"   # what the kernel runs at start-up
@@ -45,16 +46,16 @@ class _NoEngine:
         return _refuse
 
 
-def block_autograd():
-    """Switch off every public way into PyTorch's autograd engines, for this process."""
+def _autograd_entry_points():
+    """(owner, attribute) of every public way into PyTorch's autograd engines."""
     import torch
     import torch.autograd.forward_ad as fwad
     import torch.autograd.functional as functional
     import torch.autograd.variable as variable
     import torch.func
 
-    torch.Tensor.backward = _backward
-    for module, names in [
+    points = [(torch.Tensor, "backward"), (variable.Variable, "_execution_engine")]
+    for owner, names in [
         (torch.autograd, ["backward", "grad"]),
         (functional, ["vjp", "jvp", "jacobian", "hessian", "vhp", "hvp"]),
         (torch.func, ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
@@ -62,7 +63,32 @@ def block_autograd():
         (fwad, ["make_dual", "enter_dual_level"]),
         (torch._C, ["_make_dual", "_enter_dual_level", "_ImperativeEngine"]),
     ]:
-        for name in names:
-            if hasattr(module, name):
-                setattr(module, name, _refuse)
-    variable.Variable._execution_engine = _NoEngine()
+        points += [(owner, name) for name in names if hasattr(owner, name)]
+    return points
+
+
+def _replacement(owner, name):
+    if name == "backward":
+        return _backward
+    if name == "_execution_engine":
+        return _NoEngine()
+    return _refuse
+
+
+def block_autograd():
+    """Switch off every public way into PyTorch's autograd engines, for this process."""
+    for owner, name in _autograd_entry_points():
+        setattr(owner, name, _replacement(owner, name))
+
+
+@contextmanager
+def autograd_blocked():
+    """Autograd switched off inside the block only (e.g. around a call to a student's function)."""
+    saved = [(owner, name, owner.__dict__[name] if name in vars(owner) else getattr(owner, name))
+             for owner, name in _autograd_entry_points()]
+    block_autograd()
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)

@@ -37,7 +37,7 @@ class GuardedExecute(Execute):
         if block is None:
             block = bool(nb.metadata.get("makemore", {}).get("block_autograd"))
         args = [f"--IPKernelApp.exec_lines={START}", "--IPKernelApp.log_level=ERROR"]
-        self.extra_arguments = [*self.extra_arguments, *(a for a in args if a not in self.extra_arguments)]
+        self.extra_arguments += [a for a in args if a not in self.extra_arguments]
         with mock.patch.dict(os.environ, {GUARD_ENV: json.dumps({"block_autograd": block})}):
             return super().preprocess(nb, resources, km)
 
@@ -64,8 +64,9 @@ class CarryAnswers(ReferenceAnswers):
             cells.append(cell)
             carried = [r for r in expected.get(_grade_id(cell), []) if r.get("carry")]
             if carried:
-                source = "\n".join(f"{r['name']} = __import__('grader.checks').checks.decode({dict(r)!r})"
-                                   for r in carried if r["name"].isidentifier())
+                source = "\n".join(
+                    f"{r['name']} = __import__('grader.checks').checks.decode({dict(r)!r})"
+                    for r in carried if r["name"].isidentifier())
                 cells.append(new_code_cell(source, metadata={CARRY_KEY: True}))
         nb.cells = cells
         return nb, resources
@@ -128,7 +129,8 @@ def reference_answers(path, cfg):
     nb = nbformat.read(str(path), as_version=nbformat.NO_CONVERT)
     with tempfile.TemporaryDirectory() as work, \
             mock.patch.dict(os.environ, {"NBGRADER_EXECUTION": "autograde"}):
-        GuardedExecute(config=cfg, block_autograd=False).preprocess(nb, {"metadata": {"path": work}})
+        run = GuardedExecute(config=cfg, block_autograd=False)
+        run.preprocess(nb, {"metadata": {"path": work}})
     answers = {}
     for cell in nb.cells:
         gid = _grade_id(cell) if cell.cell_type == "code" else None

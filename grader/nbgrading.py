@@ -3,6 +3,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
@@ -13,20 +14,22 @@ from traitlets.config import Config
 
 from . import GradingError, config
 from .judge import CarryAnswers, GuardedExecute, JudgeAnswers
+from .site import without_outputs_record
 
 # nbgrader's gradebook code triggers SQLAlchemy session notices that are not problems
 warnings.filterwarnings("ignore", module="nbgrader")
 
 
 def course_config(root, db_url=None, references=None):
-    """nbgrader configuration of a course folder at root (gradebook: db_url or root/gradebook.db)."""
+    """nbgrader configuration of the course folder at root (gradebook: db_url or SQLite there)."""
     c = Config()
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.course_id = config.COURSE_ID
     if db_url:
         c.CourseDirectory.db_url = db_url
     c.Execute.timeout = config.CELL_TIMEOUT
-    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError(\"replace this line with your answer\")"}
+    stub = 'raise NotImplementedError("replace this line with your answer")'
+    c.ClearSolutions.code_stub = {"python": f"# YOUR CODE HERE\n{stub}"}
     c.OverwriteCells.add_missing_cells = True   # a deleted test cell is put back and run
     c.ReferenceAnswers.references = references or {}
     c.Autograde.autograde_preprocessors = [
@@ -49,7 +52,8 @@ def checked(result, what):
     """The log of a successful NbGraderAPI call; GradingError with nbgrader's error otherwise."""
     if not result["success"]:
         detail = (result.get("error") or result.get("log") or "").strip().splitlines()
-        raise GradingError(f"{what} failed: " + (detail[-1] if detail else "no detail from nbgrader"))
+        last = detail[-1] if detail else "no detail from nbgrader"
+        raise GradingError(f"{what} failed: {last}")
     return result.get("log", "")
 
 
@@ -60,7 +64,9 @@ def add_source(root, api=None):
         shutil.rmtree(source)
     source.mkdir(parents=True)
     for nb in sorted(config.SOLUTIONS.glob("*.ipynb")):
-        shutil.copy(nb, source / nb.name)
+        # solutions/ stores outputs for readers; the record of their code stays out of the release
+        nbformat.write(without_outputs_record(nbformat.read(str(nb), as_version=4)),
+                       str(source / nb.name))
     api = api or nbgrader_api(root)
     checked(api.generate_assignment(config.ASSIGNMENT), "nbgrader generate_assignment")
     return sorted(source.glob("*.ipynb"))

@@ -5,10 +5,7 @@ Every training loop of every stage takes its length from `steps`, so the whole n
 quickly while a reader still sees the model learn. Nothing graded may depend on how long a loop
 trained.
 """
-import os
-
-# nbgrader sets this in the kernels it runs: "autograde" or "validate"
-NBGRADER_ENV = "NBGRADER_EXECUTION"
+from .checks import nbgrader_running
 
 
 def steps(interactive, grading):
@@ -16,4 +13,4 @@ def steps(interactive, grading):
     for name, value in (("interactive", interactive), ("grading", grading)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"steps: {name} must be a whole number >= 0, got {value!r}")
-    return grading if os.environ.get(NBGRADER_ENV) else interactive
+    return grading if nbgrader_running() else interactive

@@ -23,4 +23,13 @@ CASES = [
           "answer_bnmeani": "dbnmeani = (-dbndiff).sum(0)"},
          {"check_bngain", "check_bnmeani"}, "a [64] answer for a [1, 64] tensor loses its credit"),
     Case("broken_json", STAGE2, MALFORMED, ALL, "a malformed notebook scores 0 with its reason"),
+    Case("stderr_noise", STAGE2,
+         {"answer_logprobs": "import sys, warnings\n"
+                             "def noise(*args):\n"
+                             "    warnings.warn('a library warning', UserWarning)\n"
+                             "    sys.stderr.write('raw stderr output\\n')\n"
+                             "get_ipython().events.register('pre_run_cell', noise)\n"
+                             "dlogprobs = torch.zeros_like(logprobs)\n"
+                             "dlogprobs[range(n), Yb] = -1.0 / n"},
+         set(), "warnings and stderr in test cells never cost a right answer"),
 ]

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from grader.checks import ByHandOnly, by_hand, check, decode, encode
-from grader.training import NBGRADER_ENV, steps
+from grader.training import steps
+
+NBGRADER_ENV = "NBGRADER_EXECUTION"   # what nbgrader sets in the kernels it runs
 
 
 def test_steps_are_the_interactive_count_when_a_person_runs_the_notebook(monkeypatch):
@@ -78,7 +80,7 @@ def test_by_hand_restores_everything_when_the_answer_raises():
     original = F.cross_entropy
     with pytest.raises(ZeroDivisionError):
         with by_hand():
-            1 / 0
+            raise ZeroDivisionError("an answer that fails")
     assert F.cross_entropy is original
 
 

@@ -1,0 +1,153 @@
+"""Stages 3 and 4: equivalent formulas earn every point; each flaw loses exactly its cells.
+
+Runs the hidden tests in this process (properties.py) for many variants of the two functions,
+more than nbgrader could grade in the test budget. cases_stage3.py / cases_stage4.py grade the
+named flaws end to end through nbgrader.
+"""
+import pytest
+
+from properties import lost_cells, reports
+
+STAGE3 = "03_fused_cross_entropy"
+STAGE4 = "04_fused_batchnorm"
+
+
+def function(name, signature, body):
+    return f"def {name}({signature}):\n" + "".join(f"    {line}\n" for line in body.splitlines())
+
+
+def ce(body):
+    return {"answer_cross_entropy": function("cross_entropy_backward", "logits, Y", body)}
+
+
+def bn(body):
+    return {"answer_batchnorm": function("batchnorm_backward",
+                                         "dhpreact, bngain, bnraw, bnvar_inv", body)}
+
+
+CE_EQUIVALENT = {
+    "softmax minus one-hot": "return (F.softmax(logits, 1) - F.one_hot(Y, logits.shape[1])) / logits.shape[0]",
+    "max subtracted by hand": """n = logits.shape[0]
+e = (logits - logits.max(1, keepdim=True).values).exp()
+p = e / e.sum(1, keepdim=True)
+p[torch.arange(n), Y] -= 1
+return p / n""",
+    "exp of log_softmax": """oh = F.one_hot(Y, logits.shape[1]).to(logits.dtype)
+return (F.log_softmax(logits, 1).exp() - oh) / logits.shape[0]""",
+    "scatter into torch.softmax": """d = torch.softmax(logits, dim=-1)
+d.scatter_add_(1, Y.view(-1, 1), -torch.ones(len(Y), 1, dtype=logits.dtype))
+return d * (1.0 / len(Y))""",
+}
+
+CE_FLAWED = {
+    "stage 2's eight steps (1/probs overflows)": ("""n = logits.shape[0]
+norm_logits = logits - logits.max(1, keepdim=True).values
+counts = norm_logits.exp()
+counts_sum_inv = counts.sum(1, keepdim=True)**-1
+probs = counts * counts_sum_inv
+dlogprobs = torch.zeros_like(logits)
+dlogprobs[range(n), Y] = -1.0 / n
+dprobs = dlogprobs / probs
+dcounts = counts_sum_inv * dprobs - (counts * dprobs).sum(1, keepdim=True) * counts_sum_inv**2
+return counts * dcounts""", {"check_large_logits"}),
+    "drops the 1/n": ("""d = F.softmax(logits, 1)
+d[range(logits.shape[0]), Y] -= 1
+return d""", {"check_lecture", "check_mean"}),
+    "unstable for large logits": ("""counts = logits.exp()
+d = counts / counts.sum(1, keepdim=True)
+d[range(logits.shape[0]), Y] -= 1
+return d / logits.shape[0]""", {"check_large_logits"}),
+    "hard-codes 1/32": ("""d = F.softmax(logits, 1)
+d[range(logits.shape[0]), Y] -= 1
+return d / 32""", {"check_mean"}),
+    "hard-codes the batch of 32": ("""d = F.softmax(logits, 1)
+d[range(32), Y] -= 1
+return d / 32""", {"check_mean", "check_batch_sizes", "check_classes", "check_float64",
+                   "check_large_logits"}),
+    "answers in float32": ("""d = torch.zeros(logits.shape)
+d += F.softmax(logits, 1)
+d[range(logits.shape[0]), Y] -= 1
+return d / logits.shape[0]""", {"check_float64"}),
+    "flips the sign": ("return (F.one_hot(Y, logits.shape[1]) - F.softmax(logits, 1)) / len(Y)",
+                       {"check_lecture", "check_mean", "check_batch_sizes", "check_classes",
+                        "check_float64", "check_large_logits"}),
+}
+
+BN_EQUIVALENT = {
+    "the lecture's long line": """n = dhpreact.shape[0]
+return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))""",
+    "mean and projection": """n = dhpreact.shape[0]
+proj = (dhpreact * bnraw).sum(0, keepdim=True) / (n - 1)
+return bngain * bnvar_inv * (dhpreact - dhpreact.mean(0, keepdim=True) - bnraw * proj)""",
+    "stage 2's chain from bndiff and bnvar": """n = dhpreact.shape[0]
+bndiff = bnraw / bnvar_inv
+bnvar = bnvar_inv**-2 - 1e-5
+dbnraw = bngain * dhpreact
+dbnvar = -0.5 * (bnvar + 1e-5)**-1.5 * (bndiff * dbnraw).sum(0, keepdim=True)
+dbndiff = bnvar_inv * dbnraw + 2 * bndiff * dbnvar / (n - 1)
+return dbndiff - dbndiff.mean(0, keepdim=True)""",
+    "through dbnraw": """n = dhpreact.shape[0]
+dbnraw = bngain * dhpreact
+return bnvar_inv / n * (n * dbnraw - dbnraw.sum(0) - n / (n - 1) * bnraw * (dbnraw * bnraw).sum(0))""",
+}
+
+BN_FLAWED = {
+    "forgets Bessel's correction": ("""n = dhpreact.shape[0]
+return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - bnraw*(dhpreact*bnraw).sum(0))""",
+                                    {"check_lecture", "check_bessel"}),
+    "drops the 1/n": ("""n = dhpreact.shape[0]
+return bngain*bnvar_inv * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))""",
+                      {"check_lecture", "check_scale"}),
+    "leaves out the variance's path": ("""return bngain * bnvar_inv * (dhpreact - dhpreact.mean(0, keepdim=True))""",
+                                       {"check_lecture", "check_bessel"}),
+    "hard-codes the batch of 32": ("""return bngain*bnvar_inv/32 * (32*dhpreact - dhpreact.sum(0) - 32/31*bnraw*(dhpreact*bnraw).sum(0))""",
+                                   {"check_scale", "check_bessel", "check_batch_sizes",
+                                    "check_large_batch", "check_float64"}),
+    "answers in float32": ("""n = dhpreact.shape[0]
+out = torch.zeros(dhpreact.shape)
+out += bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))
+return out""", {"check_float64"}),
+    "sums over the wrong dimension": ("""n = dhpreact.shape[0]
+return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(1, keepdim=True) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))""",
+                                      {"check_lecture", "check_scale", "check_bessel",
+                                       "check_batch_sizes", "check_large_batch", "check_float64"}),
+}
+
+
+@pytest.fixture(scope="module")
+def reference3():
+    return reports(STAGE3)
+
+
+@pytest.fixture(scope="module")
+def reference4():
+    return reports(STAGE4)
+
+
+def test_reference_reports_every_property(reference3, reference4):
+    for reference, cells in [(reference3, 6), (reference4, 6)]:
+        assert len(reference) == cells
+        for cell, values in reference.items():
+            assert values and "<error>" not in values, cell
+
+
+@pytest.mark.parametrize("name", CE_EQUIVALENT)
+def test_equivalent_cross_entropy_formula_earns_every_point(reference3, name):
+    assert lost_cells(reference3, reports(STAGE3, ce(CE_EQUIVALENT[name]))) == {}
+
+
+@pytest.mark.parametrize("name", CE_FLAWED)
+def test_cross_entropy_flaw_loses_exactly_its_cells(reference3, name):
+    body, lost = CE_FLAWED[name]
+    assert set(lost_cells(reference3, reports(STAGE3, ce(body)))) == lost
+
+
+@pytest.mark.parametrize("name", BN_EQUIVALENT)
+def test_equivalent_batchnorm_formula_earns_every_point(reference4, name):
+    assert lost_cells(reference4, reports(STAGE4, bn(BN_EQUIVALENT[name]))) == {}
+
+
+@pytest.mark.parametrize("name", BN_FLAWED)
+def test_batchnorm_flaw_loses_exactly_its_cells(reference4, name):
+    body, lost = BN_FLAWED[name]
+    assert set(lost_cells(reference4, reports(STAGE4, bn(body)))) == lost
