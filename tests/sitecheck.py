@@ -103,13 +103,14 @@ def image_outputs(nb):
 
 
 def region_lines(nb, delimiter):
-    """Code lines inside the regions a delimiter pattern marks (BEGIN ... END)."""
+    """Code lines inside the regions a delimiter pattern marks (BEGIN ... END), but for lines
+    with no name or number in them (a lone closing quote or bracket would be found anywhere)."""
     lines, inside = [], False
     for cell in nb.cells:
         for line in cell.source.splitlines():
             if delimiter.search(line):
                 inside = "BEGIN" in line
-            elif inside and line.strip() and not line.strip().startswith("#"):
+            elif inside and re.search(r"\w", line) and not line.strip().startswith("#"):
                 lines.append(line.strip())
     return lines
 
