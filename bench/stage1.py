@@ -26,10 +26,10 @@ from grader import config  # noqa: E402
 from grader.autograde import grade_student  # noqa: E402
 from grader.judge import reference_answers  # noqa: E402
 from grader.nbgrading import add_source, course_config, nbgrader_api  # noqa: E402
+from grader.training import NBGRADER_ENV  # noqa: E402
 
 NOTEBOOK = "01_bigram_mlp"
 TARGET = 30.0   # seconds to autograde the whole notebook
-NBGRADER_ENV = "NBGRADER_EXECUTION"   # set by nbgrader in the kernels it runs
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 

@@ -103,13 +103,14 @@ def image_outputs(nb):
 
 
 def region_lines(nb, delimiter):
-    """Code lines inside the regions a delimiter pattern marks (BEGIN ... END)."""
+    """Code lines inside the regions a delimiter pattern marks (BEGIN ... END), but for short
+    lines (a lone `raise` or closing bracket would be found anywhere on a page)."""
     lines, inside = [], False
     for cell in nb.cells:
         for line in cell.source.splitlines():
             if delimiter.search(line):
                 inside = "BEGIN" in line
-            elif inside and line.strip() and not line.strip().startswith("#"):
+            elif inside and len(line.strip()) >= 12 and not line.strip().startswith("#"):
                 lines.append(line.strip())
     return lines
 

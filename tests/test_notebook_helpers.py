@@ -1,5 +1,4 @@
-"""Helpers the notebooks call: training length, visible checks, the softmax switched off, and
-answer records."""
+"""Helpers the notebooks call: visible checks, the softmax switched off, and answer records."""
 import json
 import math
 import re
@@ -9,26 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from grader.checks import ByHandOnly, by_hand, check, decode, encode
-from grader.training import steps
-
-NBGRADER_ENV = "NBGRADER_EXECUTION"   # what nbgrader sets in the kernels it runs
-
-
-def test_steps_are_the_interactive_count_when_a_person_runs_the_notebook(monkeypatch):
-    monkeypatch.delenv(NBGRADER_ENV, raising=False)
-    assert steps(200000, 200) == 200000
-
-
-@pytest.mark.parametrize("mode", ["autograde", "validate"])
-def test_steps_are_the_grading_count_whenever_nbgrader_runs_it(monkeypatch, mode):
-    monkeypatch.setenv(NBGRADER_ENV, mode)
-    assert steps(200000, 200) == 200
-
-
-@pytest.mark.parametrize("args", [(100.0, 5), (100, -1), ("100", 5), (True, 5)])
-def test_steps_refuses_what_is_not_a_step_count(args):
-    with pytest.raises(ValueError, match="whole number"):
-        steps(*args)
 
 
 def test_check_prints_the_verdict_and_passes_within_tolerance(capsys):
