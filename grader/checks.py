@@ -1,8 +1,11 @@
-"""What a notebook checks answers with: `cmp` against autograd, `report` for the autograder.
+"""What a notebook checks answers with: `cmp` against autograd, `check` against an expected
+value, `report` for the autograder, `by_hand` to keep PyTorch's softmax out of an answer.
 
-Both judge with `compare`, so a student sees the same verdict and hint the grader gives.
+All judge with `compare`, so a student sees the same verdict and hint the grader gives.
 """
 import base64
+import contextlib
+import importlib
 import math
 import os
 from dataclasses import dataclass
@@ -174,6 +177,68 @@ def cmp(s, dt, t):
         raise AssertionError(f"d{s}: {verdict.problem}")
 
 
+def check(label, answer, expected):
+    """Compare an answer with its expected value as the grader does: print the verdict line,
+    raise AssertionError with a hint when the shape, dtype or values are wrong."""
+    verdict = compare(answer, expected)
+    print(verdict.line(label))
+    if not verdict.passed:
+        raise AssertionError(f"{label}: {verdict.problem}")
+
+
+# PyTorch's ready-made softmax and cross-entropy: what `by_hand` switches off
+READY_MADE = [
+    ("torch.nn.functional", ["softmax", "log_softmax", "softmin", "cross_entropy", "nll_loss"]),
+    ("torch", ["softmax", "log_softmax", "_softmax", "_log_softmax"]),
+    ("torch.special", ["softmax", "log_softmax"]),
+    ("torch.Tensor", ["softmax", "log_softmax"]),
+    ("torch._C._nn", ["cross_entropy_loss", "nll_loss", "nll_loss_nd", "nll_loss2d"]),
+]
+
+
+class ByHandOnly(RuntimeError):
+    """Raised by a ready-made softmax or cross-entropy inside `by_hand`."""
+
+
+@contextlib.contextmanager
+def by_hand():
+    """Inside this block PyTorch's softmax, log_softmax and cross-entropy functions raise
+    ByHandOnly, so an answer that should compute them by hand cannot call them."""
+    saved = []
+    try:
+        for module, names in READY_MADE:
+            owner = _resolve(module)
+            short = module.replace("torch.nn.functional", "F")
+            for name in names:
+                if hasattr(owner, name):
+                    saved.append((owner, name, owner.__dict__.get(name, _INHERITED)))
+                    setattr(owner, name, _refusal(f"{short}.{name}"))
+        yield
+    finally:
+        for owner, name, original in reversed(saved):
+            if original is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+_INHERITED = object()
+
+
+def _resolve(dotted):
+    module, _, attr = dotted.rpartition(".")
+    if module and attr[0].isupper():   # a class, e.g. torch.Tensor
+        return getattr(importlib.import_module(module), attr)
+    return importlib.import_module(dotted)
+
+
+def _refusal(label):
+    def refuse(*args, **kwargs):
+        raise ByHandOnly(f"{label} is switched off in this answer: compute it by hand "
+                         "(exp, normalise, log)")
+    return refuse
+
+
 def encode(value):
     """A JSON-able record of an answer: tensors bit for bit, numbers and text as they are."""
     if isinstance(value, np.ndarray):
@@ -187,7 +252,10 @@ def encode(value):
         return {"kind": "tensor", "dtype": _name(t.dtype), "shape": list(t.shape),
                 "data": base64.b64encode(data).decode("ascii")}
     if isinstance(value, (bool, int, float, np.generic)):
-        return {"kind": "number", "value": value.item() if isinstance(value, np.generic) else value}
+        value = value.item() if isinstance(value, np.generic) else value
+        if isinstance(value, float) and not math.isfinite(value):   # JSON has no nan or inf
+            return {"kind": "number", "value": None, "nonfinite": repr(value)}
+        return {"kind": "number", "value": value}
     if isinstance(value, str):
         return {"kind": "text", "value": value}
     return {"kind": "invalid", "why": f"got {type(value).__name__}, not a tensor or number"}
@@ -201,6 +269,8 @@ def decode(record):
         buf = bytearray(base64.b64decode(record["data"]))
         flat = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
         return flat.reshape(record["shape"]).clone()
+    if kind == "number" and record.get("nonfinite"):
+        return float(record["nonfinite"])
     if kind in ("number", "text"):
         return record["value"]
     raise ValueError(record.get("why", "no answer"))
