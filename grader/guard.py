@@ -283,12 +283,13 @@ _REFUSED = frozenset({
 # Events whose first argument is a path to read; then those whose path arguments are written.
 _READS = frozenset({"os.listdir", "os.scandir", "glob.glob", "os.chdir", "shutil.copyfile",
                     "shutil.copytree", "shutil.unpack_archive", "sqlite3.connect"})
-_WRITES = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1),
-           "os.replace": (0, 1), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,),
-           "os.utime": (0,), "os.chflags": (0,), "os.setxattr": (0,), "os.removexattr": (0,),
-           "shutil.copyfile": (1,), "shutil.copymode": (1,), "shutil.copystat": (1,),
-           "shutil.copytree": (1,), "shutil.move": (0, 1), "shutil.rmtree": (0,),
-           "shutil.unpack_archive": (1,), "shutil.make_archive": (0,)}
+_WRITES = (("os.remove", (0,)), ("os.rmdir", (0,)), ("os.mkdir", (0,)), ("os.rename", (0, 1)),
+           ("os.replace", (0, 1)), ("os.chmod", (0,)), ("os.chown", (0,)), ("os.truncate", (0,)),
+           ("os.utime", (0,)), ("os.chflags", (0,)), ("os.setxattr", (0,)),
+           ("os.removexattr", (0,)), ("shutil.copyfile", (1,)), ("shutil.copymode", (1,)),
+           ("shutil.copystat", (1,)), ("shutil.copytree", (1,)), ("shutil.move", (0, 1)),
+           ("shutil.rmtree", (0,)), ("shutil.unpack_archive", (1,)), ("shutil.make_archive", (0,)))
+_WRITE_EVENTS = frozenset(name for name, _ in _WRITES)
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -364,6 +365,8 @@ def install_audit_hook(sandbox):
     own_proc = (f"/proc/{pid}/", "/proc/self/", "/proc/thread-self/")
 
     def hook(event, args, _refused=_REFUSED, _reads=_READS, _writes=_WRITES,
+             _write_events=_WRITE_EVENTS, _guarded=_GUARDED_CODE, _function=type(start),
+             _type=type, _bool=bool, _tuple=tuple,
              _write_flags=_WRITE_FLAGS, _resolve=_resolve, _plain=_plain_path, _paths=paths,
              _protected=protected, _exempt=exempt, _writable=writable, _own_proc=own_proc,
              _pid=pid, _frozen=_FROZEN_ATTRIBUTES, _isinstance=isinstance, _int=int,
@@ -371,8 +374,9 @@ def install_audit_hook(sandbox):
         if event in _refused:
             raise _error(f"{event} is not allowed while grading")
         if event == "object.__setattr__":
-            if _len(args) > 1 and _isinstance(args[1], _str) and args[1] in _frozen:
-                raise _error(f"setting {args[1]} is not allowed while grading")
+            if _len(args) > 1 and _isinstance(args[1], _str) and args[1] in _frozen \
+                    and _type(args[0]) is _function and args[0].__code__ in _guarded:
+                raise _error("the grading sandbox cannot be changed")
             return
         if event == "os.kill" or event == "os.killpg":
             if args[0] != _pid:
@@ -383,13 +387,16 @@ def install_audit_hook(sandbox):
             path, mode, flags = args
             if path is None or _isinstance(path, _int):
                 return
-            write = _isinstance(flags, _int) and bool(flags & _write_flags)
+            write = _isinstance(flags, _int) and _bool(flags & _write_flags)
             if _isinstance(mode, _str) and ("w" in mode or "a" in mode or "x" in mode
                                             or "+" in mode):
                 write = True
             reads, writes = (path,), ((path,) if write else ())
-        elif event in _writes:
-            writes = tuple(args[i] for i in _writes[event] if i < _len(args))
+        elif event in _write_events:
+            writes = ()
+            for name, where in _writes:
+                if name == event:
+                    writes = _tuple(args[i] for i in where if i < _len(args))
             reads = args[:1] if event in _reads else ()
         elif event in _reads:
             reads, writes = args[:1], ()
@@ -415,3 +422,8 @@ def install_audit_hook(sandbox):
 
     sys.addaudithook(hook)
     return hook
+
+
+# the code of the functions the audit hook runs: nobody may replace it or its defaults
+_GUARDED_CODE = frozenset([_resolve.__code__, _plain_path.__code__] + [
+    c for c in install_audit_hook.__code__.co_consts if getattr(c, "co_name", "") == "hook"])

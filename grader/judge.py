@@ -94,7 +94,7 @@ class GuardedExecute(Execute):
         args = [f"--IPKernelApp.exec_lines={START}", "--IPKernelApp.log_level=ERROR",
                 "--HistoryManager.enabled=False"]
         self.extra_arguments = [*self.extra_arguments, *(a for a in args if a not in self.extra_arguments)]
-        self._resources, self._dead, self._sizes = resources, None, {}
+        self._resources, self._dead, self._sizes, self._timeouts = resources, None, {}, 0
         workdir = ((resources or {}).get("metadata") or {}).get("path") or os.getcwd()
         if self.private_root:
             os.makedirs(self.private_root, exist_ok=True)
@@ -142,8 +142,19 @@ class GuardedExecute(Execute):
                 cell.metadata[NOT_RUN_KEY] = self._dead
             return cell, resources
         self._index = index
+        before = self._timeouts
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
+            if self._timeouts == before:
+                self._timeouts = 0
+            elif self._timeouts < 2:
+                return cell, resources
+            else:   # its second cell in a row without a reply: the kernel no longer answers
+                self._dead = (f"the kernel stopped answering (no reply to {_label(cell, index)} "
+                              "nor to the cell before it); it was stopped")
+                self._stop_kernel()
+            if not self._dead:
+                return cell, resources
         except DeadKernelError:
             self._dead = f"the kernel died in {_label(cell, index)}{self._exit_status()}"
         except CellTimeoutError:
@@ -176,6 +187,7 @@ class GuardedExecute(Execute):
             pass
 
     async def _async_handle_timeout(self, timeout, cell=None):
+        self._timeouts += 1
         if cell is not None:
             _record(self._resources, f"{_label(cell, self._index)} ran past the {timeout} s limit "
                                      "and was interrupted", self.log)

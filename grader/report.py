@@ -83,8 +83,8 @@ def write_report(path, rows, summary, cells):
             + "</p>")
         parts.append("<table><tr><th>answer</th><th>full credit</th><th>mean score</th></tr>")
         for cell, share, m in zip(cells[notebook], shares, means):
-            low = " class='low'" if share < 0.5 else ""
-            parts.append(f"<tr><td>{html.escape(cell)}</td><td class='n'{low}>{100 * share:.0f}%"
+            low = " low" if share < 0.5 else ""
+            parts.append(f"<tr><td>{html.escape(cell)}</td><td class='n{low}'>{100 * share:.0f}%"
                          f"</td><td class='n'>{m:.2f}</td></tr>")
         parts.append("</table>")
         if others:

@@ -22,6 +22,15 @@ def test_case_loses_exactly_its_cells(graded, case):
     assert full == set(auto) - lost, case.why
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c.reason or c.status != "graded"],
+                         ids=lambda c: f"{c.student}-{c.notebook}")
+def test_case_records_its_reason(graded, case):
+    summary = {(r["student"], r["notebook"]): r for r in read_csv(graded / "summary.csv")}
+    row = summary[(case.student, case.notebook)]
+    assert row["status"] == case.status, row
+    assert case.reason in row["reason"], row
+
+
 def test_summary_records_status_and_reason(graded):
     summary = {(r["student"], r["notebook"]): r for r in read_csv(graded / "summary.csv")}
     broken = summary[("broken_json", "02_backprop_step_by_step")]

@@ -1,0 +1,111 @@
+"""Grading a class in parallel: `python -m grader autograde --jobs 2` against plain,
+sequential `nbgrader autograde` on the same 40 crafted submissions.
+
+    python bench/class_grading.py [--students 40] [--jobs 2]
+
+Target (issue: grading a whole class): at least 1.8x faster on a 2-core machine, with
+identical per-cell scores. Both runs start from a fresh course folder set up the same way
+(the grader's nbgrader_config.py, so nbgrader judges as the grader does, reference answers
+computed in the run); times drift on a shared machine, so the ratio is what counts.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from crafted import CASES, NOTEBOOKS, Case, write_case  # noqa: E402
+
+from grader import config  # noqa: E402
+from grader.nbgrading import add_source, nbgrader_api, write_nbgrader_config  # noqa: E402
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def class_of(n):
+    """n submissions: correct, partly wrong and broken ones, for every notebook present."""
+    waits = ("fault_loop", "fault_stubborn_loop")   # they only wait for the cell timeout
+    kinds = [c for c in CASES if c.student not in waits and c.filename is None]
+    cases = []
+    for i in range(n):
+        base = kinds[i % len(kinds)]
+        cases.append(Case(f"s{i:02d}", base.notebook, base.edits, base.lost, base.why,
+                          added=base.added, transform=base.transform))
+    return cases
+
+
+def scores(db_url):
+    from nbgrader.api import Gradebook
+    with Gradebook(db_url, config.COURSE_ID) as gb:
+        out = {}
+        for student in gb.students:
+            for nb in NOTEBOOKS:
+                try:
+                    sub = gb.find_submission_notebook(nb, config.ASSIGNMENT, student.id)
+                except Exception:
+                    continue
+                for g in sub.grades:
+                    out[(student.id, nb, g.name)] = g.score
+        return out
+
+
+def run_grader(subs, out, jobs):
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
+                          str(out), "--jobs", str(jobs), "--quiet"], cwd=REPO, env=ENV,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return time.perf_counter() - start
+
+
+def run_nbgrader(subs, out):
+    """The baseline: one `nbgrader autograde` over the whole class, one notebook at a time."""
+    course = out / "course"
+    course.mkdir(parents=True)
+    start = time.perf_counter()
+    add_source(course, nbgrader_api(course, protected=[out]))
+    write_nbgrader_config(course, protected=[out])
+    for student in sorted(subs.iterdir()):
+        dest = course / "submitted" / student.name / config.ASSIGNMENT
+        dest.mkdir(parents=True)
+        for nb in student.glob("*.ipynb"):
+            shutil.copy(nb, dest / nb.name)
+    run = subprocess.run([str(BIN / "nbgrader"), "autograde", config.ASSIGNMENT, "--force"],
+                         cwd=course, env=ENV, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for case in class_of(args.students):
+            write_case(case, tmp / "subs")
+        parallel = run_grader(tmp / "subs", tmp / "parallel", args.jobs)
+        sequential = run_nbgrader(tmp / "subs", tmp / "sequential")
+        a = scores(f"sqlite:///{tmp / 'parallel' / 'course' / 'gradebook.db'}")
+        b = scores(f"sqlite:///{tmp / 'sequential' / 'course' / 'gradebook.db'}")
+    same = a == b and len(a) > 0
+    print(f"class of {args.students} crafted submissions ({len(a)} graded cells), "
+          f"{os.cpu_count()} cores")
+    print(f"python -m grader autograde --jobs {args.jobs}: {parallel:.1f} s")
+    print(f"nbgrader autograde (sequential):        {sequential:.1f} s")
+    print(f"speed-up: {sequential / parallel:.2f}x (target >= 1.8x); "
+          f"per-cell scores identical: {same}")
+    if not same:
+        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        print(f"  {len(diff)} cells differ, e.g. {diff[:5]}")
+
+
+if __name__ == "__main__":
+    main()
