@@ -29,7 +29,7 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from . import GradingError, config
 from .collect import collect
-from .judge import EVENTS, cached_reference_answers
+from .judge import EVENTS, cached_reference_answers, reference_cache
 from .nbgrading import add_source, course_config, nbgrader_api, write_nbgrader_config
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
@@ -324,7 +324,7 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     course.mkdir(exist_ok=True)
     students = collect(Path(submissions), out, notebooks, zip_regexp)
     submissions = [Submission(s, folder, notes) for s, folder, notes in students]
-    protected = [str(out)]
+    protected = [str(out), str(reference_cache(course).resolve())]
     sources = add_source(course, nbgrader_api(course, db_url, protected=protected))
     write_nbgrader_config(course, db_url, protected)
     cfg = course_config(course, db_url, protected=protected)

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 
 GUARD_ENV = "MAKEMORE_GUARD"
 START = "__import__('grader.guard').guard.start()"   # what the kernel runs at start-up
-PRELOAD = ("numpy", "torch", "torch.nn.functional", "matplotlib", "grader.checks",
+PRELOAD = ("numpy", "torch", "torch.nn.functional", "grader.checks",
            "grader.data")   # imported before the audit hook, which refuses ctypes
 
 

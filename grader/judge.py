@@ -95,6 +95,7 @@ class GuardedExecute(Execute):
                 "--HistoryManager.enabled=False"]
         self.extra_arguments = [*self.extra_arguments, *(a for a in args if a not in self.extra_arguments)]
         self._resources, self._dead, self._sizes, self._timeouts = resources, None, {}, 0
+        self._iopub = self.iopub_timeout
         workdir = ((resources or {}).get("metadata") or {}).get("path") or os.getcwd()
         if self.private_root:
             os.makedirs(self.private_root, exist_ok=True)
@@ -121,7 +122,10 @@ class GuardedExecute(Execute):
     def _kernel_env(private, setup):
         """A fresh HOME, TMPDIR, IPYTHONDIR and matplotlib folder per kernel: one kernel
         cannot leave start-up files or caches that change another."""
+        threads = str(config.KERNEL_THREADS)
         env = {GUARD_ENV: json.dumps(setup), "HOME": private, "TMPDIR": private,
+               "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+               "OPENBLAS_NUM_THREADS": threads,
                "IPYTHONDIR": os.path.join(private, ".ipython"),
                "MPLCONFIGDIR": os.path.join(private, ".matplotlib"),
                config.NAMES_ENV: str(config.names_path())}
@@ -142,6 +146,7 @@ class GuardedExecute(Execute):
                 cell.metadata[NOT_RUN_KEY] = self._dead
             return cell, resources
         self._index = index
+        self.iopub_timeout = self._iopub
         before = self._timeouts
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
@@ -188,6 +193,7 @@ class GuardedExecute(Execute):
 
     async def _async_handle_timeout(self, timeout, cell=None):
         self._timeouts += 1
+        self.iopub_timeout = min(5, self._iopub)   # interrupted: idle comes now or never
         if cell is not None:
             _record(self._resources, f"{_label(cell, self._index)} ran past the {timeout} s limit "
                                      "and was interrupted", self.log)
@@ -418,11 +424,16 @@ def reference_key(path):
     return h.hexdigest()[:24]
 
 
+def reference_cache(root):
+    """The folder of cached reference answers of the course at root (see config)."""
+    return Path(os.environ.get(config.REFERENCE_CACHE_ENV) or Path(root) / REFERENCE_CACHE)
+
+
 def cached_reference_answers(path, cfg):
-    """reference_answers(path), kept in COURSE/.references keyed by reference_key(path)."""
+    """reference_answers(path), kept in the reference cache keyed by reference_key(path)."""
     path = Path(path)
     root = Path(cfg.CourseDirectory.root or path.parents[2])
-    cache = root / REFERENCE_CACHE / f"{path.stem}-{reference_key(path)}.json"
+    cache = reference_cache(root) / f"{path.stem}-{reference_key(path)}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     answers = reference_answers(path, cfg)

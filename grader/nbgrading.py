@@ -32,6 +32,7 @@ def course_config(root, db_url=None, references=None, protected=()):
     if db_url:
         c.CourseDirectory.db_url = db_url
     c.Execute.timeout = config.CELL_TIMEOUT
+    c.Execute.iopub_timeout = config.IOPUB_WAIT
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError(\"replace this line with your answer\")"}
     c.OverwriteCells.add_missing_cells = True   # a deleted test cell is put back and run
     c.ReferenceAnswers.references = references or {}

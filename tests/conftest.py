@@ -12,6 +12,14 @@ from crafted import write_all
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_reference_cache(tmp_path_factory):
+    """One reference run per session: every grading run of the tests shares the cache."""
+    os.environ["MAKEMORE_REFERENCE_CACHE"] = str(tmp_path_factory.mktemp("references"))
+    yield
+    del os.environ["MAKEMORE_REFERENCE_CACHE"]
+
+
 def grader(*args, env_extra=None, **kwargs):
     """Run `python -m grader ARGS` as an instructor would; the CompletedProcess."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

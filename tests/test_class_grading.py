@@ -77,6 +77,27 @@ def test_progress_bar_and_plain_nbgrader_config(batches):
     assert "course_config(" in config
 
 
+def test_plain_nbgrader_grades_the_same_way(batches):
+    """`nbgrader autograde` in the course folder (the formgrader's button) uses the grader's
+    configuration: the same judge, the same sandbox, the cached reference answers."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    out, _, _ = batches
+    db = f"sqlite:///{out / 'course' / 'gradebook.db'}"
+    with Gradebook(db, "makemore-backprop") as gb:
+        before = {s: gb.find_submission_notebook(STAGE2, "makemore", s).score for s in ("alice", "bob")}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", "makemore",
+                          "--student", "bob", "--force"], cwd=out / "course", env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with Gradebook(db, "makemore-backprop") as gb:
+        after = {s: gb.find_submission_notebook(STAGE2, "makemore", s).score for s in ("alice", "bob")}
+    assert after == before == {"alice": len(graded_cells(STAGE2)), "bob": len(graded_cells(STAGE2)) - 1}
+
+
 def read_csv_text(text):
     import csv
     import io
@@ -93,7 +114,7 @@ def test_class_report_shows_distribution_and_shares(graded):
     for cell in graded_cells(STAGE2):
         mine = [r for r in rows if r["cell"] == cell and r["student"] in graded_students]
         share = sum(float(r["score"]) >= float(r["max_score"]) for r in mine) / len(mine)
-        assert f"<td>{cell}</td><td class='n'" in report
+        assert f"<td>{cell}</td><td class='n" in report
         assert f">{100 * share:.0f}%</td>" in report.split(f"<td>{cell}</td>")[1][:60], cell
 
 
