@@ -13,6 +13,7 @@ edited cells) is logged and collected in `EVENTS` for the summary's reason colum
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -349,7 +350,33 @@ class JudgeAnswers(ReferenceAnswers):
             for o in cell.outputs:   # a traceback would quote the hidden test code
                 if o.output_type == "error":
                     o.traceback = [f"{o.ename}: {o.evalue}"]
+        hide_hidden_tests(nb)
         return nb, resources
+
+
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
+
+
+def hide_hidden_tests(nb):
+    """Outputs that quote hidden test code (a student's code can print the cells it runs,
+    e.g. `print(In)`) are replaced by a note, so the feedback never shows it (nbgrader #917)."""
+    lines = {line.strip() for cell in nb.cells if cell.cell_type == "code"
+             for block in HIDDEN.findall(cell.source) for line in block.splitlines()
+             if len(line.strip()) >= 8 and not line.strip().startswith("#")}
+    lines.add("### BEGIN HIDDEN TESTS")
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for i, o in enumerate(cell.outputs):
+            text = json.dumps(o)
+            if not any(line in text or json.dumps(line)[1:-1] in text for line in lines):
+                continue
+            note = "[output hidden by the grader: it quotes the hidden tests]"
+            if o.output_type == "error":   # still an error: hiding never turns a cell green
+                cell.outputs[i] = new_output("error", ename=o.ename, evalue=note,
+                                             traceback=[f"{o.ename}: {note}"])
+            else:
+                cell.outputs[i] = new_output("stream", name="stdout", text=note + "\n")
 
 
 def judge_cell(cell, expected, reported):

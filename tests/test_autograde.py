@@ -67,3 +67,16 @@ def test_folder_without_notebooks_is_a_clear_error(tmp_path):
     run = grader("autograde", tmp_path / "subs", "--out", tmp_path / "out")
     assert run.returncode != 0
     assert run.stderr.strip().count("\n") == 0 and "no notebooks found" in run.stderr
+
+
+def test_every_graded_cell_reports_its_answers(graded):
+    """Each test cell hands its answers to the grader, so the judge outside the kernel (not
+    nbgrader's no-error rule) decides it (see README: what grading defends)."""
+    import json
+    import os
+    from pathlib import Path
+    cache = Path(os.environ["MAKEMORE_REFERENCE_CACHE"])
+    for notebook in {c.notebook for c in CASES}:
+        files = sorted(cache.glob(f"{notebook}-*.json"))
+        assert files, f"no reference answers cached for {notebook}"
+        assert set(json.loads(files[0].read_text())) == set(graded_cells(notebook)), notebook
