@@ -157,7 +157,7 @@ def write_feedback(api, course, out, sid, results):
 _WORKER = {}
 
 
-def _worker_init(course, db_url, references, protected, copy_of):
+def _worker_init(course, db_url, references, protected, copy_of, feedback=True):
     """Worker process set-up: its own gradebook copy (SQLite) or the shared database."""
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     if copy_of:
@@ -166,16 +166,17 @@ def _worker_init(course, db_url, references, protected, copy_of):
         shutil.copy(copy_of, own)
         db_url = f"sqlite:///{own}"
     _WORKER.update(api=nbgrader_api(course, db_url, references, protected), db_url=db_url,
-                   course=Path(course))
+                   course=Path(course), feedback=feedback)
 
 
 def _worker_grade(submission, notebooks, out):
-    results = grade_student(_WORKER["api"], _WORKER["course"], submission, notebooks, out)
+    results = grade_student(_WORKER["api"], _WORKER["course"], submission, notebooks,
+                            out if _WORKER["feedback"] else None)
     return results, _WORKER["db_url"]
 
 
 def grade_all(course, db_url, references, protected, submissions, notebooks, out, jobs,
-              progress=True):
+              progress=True, feedback=True):
     """Results of every submission, graded by `jobs` worker processes."""
     from tqdm import tqdm
     sqlite = db_url.startswith("sqlite:///")
@@ -191,7 +192,7 @@ def grade_all(course, db_url, references, protected, submissions, notebooks, out
 
     jobs = max(1, min(jobs, len(submissions)))
     if jobs == 1:
-        _worker_init(course, db_url, references, protected, None)
+        _worker_init(course, db_url, references, protected, None, feedback)
         for sub in submissions:
             done(sub, _worker_grade(sub, notebooks, out)[0])
     else:
@@ -199,7 +200,7 @@ def grade_all(course, db_url, references, protected, submissions, notebooks, out
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_init,
                                  initargs=(str(course), db_url, references, protected,
-                                           copy_of)) as pool:
+                                           copy_of, feedback)) as pool:
             futures = {pool.submit(_worker_grade, sub, notebooks, out): sub for sub in submissions}
             for future in as_completed(futures):
                 sub = futures[future]
@@ -312,7 +313,8 @@ def _save_status(course, known):
     (course / STATUS_FILE).write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
-def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progress=True):
+def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progress=True,
+              feedback=True):
     """Grade every submission; write OUT/grades.csv, summary.csv, feedback/ and report.html.
 
     The CSVs and the report cover every student graded into OUT so far: a second batch adds
@@ -331,7 +333,7 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     references = {p.stem: cached_reference_answers(p, cfg) for p in sources}
     db_url = db_url or nbgrader_api(course).coursedir.db_url
     results = grade_all(course, db_url, references, protected, submissions, notebooks, out,
-                        jobs or os.cpu_count() or 1, progress)
+                        jobs or os.cpu_count() or 1, progress, feedback)
     known = _load_status(course)
     known.update({(r.student, r.notebook): r for r in results})
     _save_status(course, known)

@@ -27,7 +27,7 @@ def _autograde(args):
     if args.jobs is not None and args.jobs < 1:
         raise GradingError("--jobs must be at least 1")
     autograde(Path(args.submissions), Path(args.out), db_url=args.db_url, jobs=args.jobs,
-              zip_regexp=args.zip_regexp, progress=not args.quiet)
+              zip_regexp=args.zip_regexp, progress=not args.quiet, feedback=not args.no_feedback)
     return 0
 
 
@@ -52,6 +52,9 @@ def main(argv=None):
                                             "with named groups student_id and file_id (as "
                                             "nbgrader zip_collect's named_regexp) that maps "
                                             "each file's path to a student and notebook")
+    grade.add_argument("--no-feedback", action="store_true",
+                       help="scores only: no OUT/feedback/ (nbgrader generate_feedback can "
+                            "make it later in OUT/course)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.set_defaults(run=_autograde)
     args = parser.parse_args(argv)
