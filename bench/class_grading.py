@@ -14,6 +14,7 @@ ratio means most when the load stays near the grader's own (about 2 with --jobs 
 """
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,12 @@ def scores(db_url):
         return out
 
 
+def cpu():
+    """CPU seconds used so far by this script's finished child processes (all of them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_grader(subs, out, jobs, feedback):
     start = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
@@ -102,12 +109,16 @@ def main():
         for case in class_of(args.students):
             write_case(case, tmp / "subs")
         # interleaved, so that other load on a shared machine hits both sides alike
+        used = [cpu()]
         scores_only = run_grader(tmp / "subs", tmp / "parallel", args.jobs, feedback=False)
         loads.append(os.getloadavg()[0])
+        used.append(cpu())
         sequential, with_feedback = run_nbgrader(tmp / "subs", tmp / "sequential")
         loads.append(os.getloadavg()[0])
+        used.append(cpu())
         full = run_grader(tmp / "subs", tmp / "parallel_feedback", args.jobs, feedback=True)
         loads.append(os.getloadavg()[0])
+        used.append(cpu())
         a = scores(f"sqlite:///{tmp / 'parallel' / 'course' / 'gradebook.db'}")
         b = scores(f"sqlite:///{tmp / 'sequential' / 'course' / 'gradebook.db'}")
         c = scores(f"sqlite:///{tmp / 'parallel_feedback' / 'course' / 'gradebook.db'}")
@@ -124,6 +135,9 @@ def main():
     print(f"python -m grader autograde --jobs {args.jobs} (+ feedback, report): {full:6.1f} s")
     print(f"nbgrader autograde + generate_feedback:           {with_feedback:6.1f} s   "
           f"speed-up {with_feedback / full:.2f}x")
+    walls = [scores_only, with_feedback, full]
+    print("CPU seconds (cores busy on average) of the three runs: " + ", ".join(
+        f"{b - a:.0f} ({(b - a) / w:.2f})" for a, b, w in zip(used, used[1:], walls)))
     print(f"per-cell scores identical in the three gradebooks: {not diff}")
     for student in sorted({k[0] for k in diff}):
         print(f"  {student} differs: " + " ".join(r for r in reasons if r.startswith(student + ",")))

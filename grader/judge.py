@@ -100,7 +100,7 @@ class GuardedExecute(Execute):
         workdir = ((resources or {}).get("metadata") or {}).get("path") or os.getcwd()
         if self.private_root:
             os.makedirs(self.private_root, exist_ok=True)
-        private = tempfile.mkdtemp(prefix="kernel-", dir=self.private_root or None)
+        private = self._private = tempfile.mkdtemp(prefix="kernel-", dir=self.private_root or None)
         try:
             setup = {"block_autograd": block}
             if self.sandbox:
@@ -112,6 +112,13 @@ class GuardedExecute(Execute):
             return super().preprocess(nb, resources, km)
         finally:
             shutil.rmtree(private, ignore_errors=True)
+
+    def create_kernel_manager(self):
+        """The kernel's connection file (its ports and key) goes in its private folder, where
+        no other kernel can read it."""
+        km = super().create_kernel_manager()
+        km.connection_file = os.path.join(self._private, "connection.json")
+        return km
 
     async def async_start_new_kernel(self, **kwargs):
         kwargs.setdefault("env", self._env)

@@ -36,8 +36,11 @@ def course_config(root, db_url=None, references=None, protected=()):
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError(\"replace this line with your answer\")"}
     c.OverwriteCells.add_missing_cells = True   # a deleted test cell is put back and run
     c.ReferenceAnswers.references = references or {}
+    home = Path.home()   # the grader's own secrets; kernels get a private HOME
+    secrets = [home / name for name in (".pgpass", ".ssh", ".netrc", ".git-credentials",
+                                        ".jupyter", ".local/share/jupyter/runtime")]
     c.GuardedExecute.protected = sorted({str(root), str(config.REPO), *_sqlite_file(db_url),
-                                         *map(str, protected)})
+                                         *map(str, secrets), *map(str, protected)})
     c.GuardedExecute.private_root = str(root / ".kernels")
     c.Autograde.sanitize_preprocessors = [
         ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreLayout, OverwriteCells,

@@ -13,9 +13,10 @@ def test_grades_into_postgresql(tmp_path):
     cells = len(graded_cells(STAGE2))
     with postgres_server() as url:
         run = grader("autograde", tmp_path / "subs", "--out", tmp_path / "out", "--jobs", "2",
-                     "--db-url", url)
+                     "--db-url", url, "--no-feedback")
         assert run.returncode == 0, run.stderr
         assert not (tmp_path / "out" / "course" / "gradebook.db").exists()
+        assert not (tmp_path / "out" / "feedback").exists()   # --no-feedback: scores only
         with Gradebook(url, "makemore-backprop") as gb:
             scores = {s: gb.find_submission_notebook(STAGE2, "makemore", s).score
                       for s in ("ana", "ben")}
