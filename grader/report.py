@@ -22,6 +22,7 @@ def notebook_figures(name, totals, max_score, cells, shares):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 3))
     bins = [b - 0.5 for b in range(int(max_score) + 2)] if max_score <= 40 else 20
@@ -29,6 +30,7 @@ def notebook_figures(name, totals, max_score, cells, shares):
     ax.set_title(f"{name}: scores of {len(totals)} students")
     ax.set_xlabel(f"score (out of {max_score:g})")
     ax.set_ylabel("students")
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlim(-0.5, max_score + 0.5)
     hist = _png(fig)
     plt.close(fig)
