@@ -143,7 +143,7 @@ def main():
     for student in sorted({k[0] for k in diff}):
         cells = sorted(k[2] for k in diff if k[0] == student)
         print(f"  {student} differs in {', '.join(cells)}: parallel / sequential / parallel with "
-              "feedback: " + " / ".join(str([g.get((student, STAGE, c)) for c in cells])
+              "feedback: " + " / ".join(str([g.get((student, STAGE, cell)) for cell in cells])
                                         for g in (a, b, c)) + "; "
               + " ".join(r for r in reasons if r.startswith(student + ",")))
 
