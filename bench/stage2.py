@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from crafted import Case, write_case  # noqa: E402
 
 from grader import config  # noqa: E402
-from grader.autograde import grade_student  # noqa: E402
+from grader.autograde import Submission, grade_student  # noqa: E402
 from grader.judge import reference_answers  # noqa: E402
 from grader.nbgrading import add_source, course_config, nbgrader_api  # noqa: E402
 
@@ -60,8 +60,9 @@ def autograde_one():
         write_case(Case("solution", NOTEBOOK, {}, set(), ""), Path(tmp) / "subs")
         api = nbgrader_api(course, references=references)
         start = time.perf_counter()
-        result, = [r for r in grade_student(api, course, Path(tmp) / "subs" / "solution",
-                                            [NOTEBOOK]) if r.notebook == NOTEBOOK]
+        submission = Submission("solution", Path(tmp) / "subs" / "solution")
+        result, = [r for r in grade_student(api, course, submission, [NOTEBOOK])
+                   if r.notebook == NOTEBOOK]
         assert result.status == "graded", result
         return setup, time.perf_counter() - start
 

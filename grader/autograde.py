@@ -1,24 +1,39 @@
-"""python -m grader autograde: grade a folder of submissions with nbgrader, write CSVs and feedback.
+"""python -m grader autograde: grade a class with nbgrader, write CSVs, feedback and a report.
 
-SUBMISSIONS/STUDENT/NOTEBOOK.ipynb, NOTEBOOK named as in notebooks/. Every notebook of every
-student is graded on its own, so a missing, malformed or crashing notebook costs only itself.
-OUT/course is the nbgrader course folder (source, submissions, gradebook); keep it private:
-it holds the solutions.
+SUBMISSIONS is a folder with one folder per student (SUBMISSIONS/STUDENT/NOTEBOOK.ipynb,
+NOTEBOOK named as in notebooks/) or an LMS export zip of loose files named after nbgrader's
+zip_collect conventions (see collect.py). Every notebook of every student is graded on its
+own, in its own sandboxed kernel, so a missing, malformed or crashing notebook costs only
+itself. Students are graded in parallel worker processes (--jobs); with the default SQLite
+gradebook each worker writes a copy, merged into the course gradebook afterwards through
+nbgrader's Gradebook API (nbgrader does not support concurrent writers to one SQLite file,
+its issue #174); a PostgreSQL gradebook (--db-url) takes the workers' writes directly.
+
+OUT/course is the nbgrader course folder (source, submissions, gradebook, reference cache);
+keep it private: it holds the solutions.
 """
 import csv
 import html
+import json
+import multiprocessing
+import os
 import re
 import shutil
-from dataclasses import dataclass
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import GradingError, config
-from .judge import reference_answers
-from .nbgrading import add_source, course_config, nbgrader_api
+from . import config
+from .collect import collect
+from .judge import EVENTS, cached_reference_answers, reference_cache
+from .nbgrading import add_source, course_config, nbgrader_api, write_nbgrader_config
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+STATUS_FILE = ".status.json"   # in the course folder: status and reason of every graded notebook
 
 
 @dataclass
@@ -30,15 +45,12 @@ class Result:
     reason: str = ""
 
 
-def find_students(submissions, notebooks):
-    """Student folders under submissions; GradingError when there is nothing to grade."""
-    if not submissions.is_dir():
-        raise GradingError(f"submissions folder not found: {submissions}")
-    students = sorted(d for d in submissions.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not any((d / f"{nb}.ipynb").exists() for d in students for nb in notebooks):
-        raise GradingError(f"no notebooks found in {submissions}: expected STUDENT/NOTEBOOK.ipynb "
-                           f"with NOTEBOOK one of {', '.join(notebooks)}")
-    return students
+@dataclass
+class Submission:
+    """One student's folder to grade, and what was noticed about it before grading."""
+    student: str
+    folder: Path
+    notes: list = field(default_factory=list)
 
 
 def readable(path):
@@ -50,37 +62,70 @@ def readable(path):
     return None
 
 
-def grade_student(api, course, folder, notebooks):
-    """Grade each of one student's notebooks in its own nbgrader run; a Result for each."""
-    sid = folder.name
+def inspect(submission, notebooks):
+    """{notebook: path} of the notebooks to grade, and Results for those that cannot be."""
+    folder, sid = submission.folder, submission.student
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    expected = {f"{nb}.ipynb" for nb in notebooks}
+    found = [p for p in files if p.parent == folder and p.name in expected]
+    others = [p.relative_to(folder).as_posix() for p in files if p not in found]
+    stray = [o for o in others if o.endswith(".ipynb")]
+    notes = list(submission.notes)
+    if [o for o in others if not o.endswith(".ipynb")]:
+        extra = ", ".join(o for o in others if not o.endswith(".ipynb"))
+        notes.append("ignored extra files: " + extra)
+    present, results = {}, []
+    for nb in notebooks:
+        path = folder / f"{nb}.ipynb"
+        if path not in found:
+            why = f"no {nb}.ipynb in the submission"
+            if stray:
+                why += f" (found instead: {', '.join(stray)})"
+            results.append(Result(sid, nb, "missing", why))
+        elif problem := readable(path):
+            results.append(Result(sid, nb, "malformed", problem))
+        else:
+            present[nb] = path
+    return present, results, notes
+
+
+def _join(*parts):
+    return "; ".join(p for p in parts if p)
+
+
+def grade_student(api, course, submission, notebooks, feedback=None):
+    """Grade each of one student's notebooks in its own nbgrader run; a Result for each.
+
+    With feedback (a folder), also write feedback/STUDENT/NOTEBOOK.html for every notebook."""
+    sid = submission.student
     if not STUDENT_ID.match(sid):
         return [Result(sid, nb, "failed", "folder name is not a usable student id "
                        "(letters, digits, _ . @ - only)") for nb in notebooks]
+    present, results, notes = inspect(submission, notebooks)
     submitted = course / "submitted" / sid / config.ASSIGNMENT
     if submitted.exists():
         shutil.rmtree(submitted)
     submitted.mkdir(parents=True)
-    results = []
-    for nb in notebooks:
-        path = folder / f"{nb}.ipynb"
-        if not path.exists():
-            results.append(Result(sid, nb, "missing", f"no {nb}.ipynb in the submission"))
-            continue
-        problem = readable(path)
-        if problem:
-            results.append(Result(sid, nb, "malformed", problem))
-            continue
+    for path in present.values():   # only the notebooks: extra files never reach the kernel
         shutil.copy(path, submitted / path.name)
-        results.append(Result(sid, nb, "graded"))
+    for nb in present:
+        EVENTS.pop((sid, nb), None)
+        api.coursedir.notebook_id = nb
+        try:
+            outcome = api.autograde(config.ASSIGNMENT, sid)
+        finally:
+            api.coursedir.notebook_id = "*"
+        events = EVENTS.pop((sid, nb), [])
+        if outcome["success"]:
+            results.append(Result(sid, nb, "graded", _join(*events)))
+        else:
+            results.append(Result(sid, nb, "failed", _join(*events, _last_error(outcome))))
+    results.sort(key=lambda r: notebooks.index(r.notebook))
     for r in results:
-        if r.status == "graded":
-            api.coursedir.notebook_id = r.notebook
-            try:
-                outcome = api.autograde(config.ASSIGNMENT, sid)
-            finally:
-                api.coursedir.notebook_id = "*"
-            if not outcome["success"]:
-                r.status, r.reason = "failed", _last_error(outcome)
+        r.reason = _join(r.reason, *notes)
+    if feedback is not None:
+        write_feedback(api, course, feedback, sid, results)
     return results
 
 
@@ -90,6 +135,119 @@ def _last_error(outcome):
     errors = [ln for ln in lines if "Error" in ln or "error" in ln]
     return (errors or lines or ["nbgrader failed without a message"])[-1].strip()[:300]
 
+
+def write_feedback(api, course, out, sid, results):
+    """OUT/feedback/STUDENT/NOTEBOOK.html: nbgrader's feedback, or a page with the reason."""
+    if any(r.status == "graded" for r in results):
+        api.generate_feedback(config.ASSIGNMENT, sid)
+    folder = out / "feedback" / sid
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        made = course / "feedback" / sid / config.ASSIGNMENT / f"{r.notebook}.html"
+        if r.status == "graded" and made.exists():
+            shutil.copy(made, folder / made.name)
+        else:
+            reason = html.escape(r.reason or "no feedback was generated")
+            (folder / f"{r.notebook}.html").write_text(
+                f"<!DOCTYPE html><meta charset='utf-8'><title>{r.notebook}</title>"
+                f"<h1>{r.notebook}: not graded</h1><p>{reason}</p><p>Score: 0</p>\n")
+
+
+# ---------------------------------------------------------------------------- workers
+
+_WORKER = {}
+
+
+def _worker_init(course, db_url, references, protected, copy_of, feedback=True):
+    """Worker process set-up: its own gradebook copy (SQLite) or the shared database."""
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    if copy_of:
+        own = Path(course) / ".workers" / f"gradebook-{os.getpid()}.db"
+        own.parent.mkdir(exist_ok=True)
+        shutil.copy(copy_of, own)
+        db_url = f"sqlite:///{own}"
+    _WORKER.update(api=nbgrader_api(course, db_url, references, protected), db_url=db_url,
+                   course=Path(course), feedback=feedback)
+
+
+def _worker_grade(submission, notebooks, out):
+    results = grade_student(_WORKER["api"], _WORKER["course"], submission, notebooks,
+                            out if _WORKER["feedback"] else None)
+    return results, _WORKER["db_url"]
+
+
+def grade_all(course, db_url, references, protected, submissions, notebooks, out, jobs,
+              progress=True, feedback=True):
+    """Results of every submission, graded by `jobs` worker processes."""
+    from tqdm import tqdm
+    sqlite = db_url.startswith("sqlite:///")
+    results, worker_dbs = [], {}
+    bar = tqdm(total=len(submissions), unit="student", desc="grading", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+
+    def done(sub, res):
+        results.extend(res)
+        bar.update()
+        bar.write(f"{sub.student}: " + ", ".join(f"{r.notebook} {r.status}" for r in res),
+                  file=sys.stdout)
+
+    jobs = max(1, min(jobs, len(submissions)))
+    if jobs == 1:
+        _worker_init(course, db_url, references, protected, None, feedback)
+        for sub in submissions:
+            done(sub, _worker_grade(sub, notebooks, out)[0])
+    else:
+        copy_of = db_url[len("sqlite:///"):] if sqlite else None
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init,
+                                 initargs=(str(course), db_url, references, protected,
+                                           copy_of, feedback)) as pool:
+            futures = {pool.submit(_worker_grade, sub, notebooks, out): sub for sub in submissions}
+            for future in as_completed(futures):
+                sub = futures[future]
+                try:
+                    res, used = future.result()
+                except Exception as e:   # the worker itself failed: this student only
+                    res, used = [Result(sub.student, nb, "failed",
+                                        f"grading process failed: {type(e).__name__}: {e}")
+                                 for nb in notebooks], None
+                if used and used != db_url:
+                    worker_dbs.setdefault(used, []).append(sub.student)
+                done(sub, res)
+        for used, students in sorted(worker_dbs.items()):
+            merge_grades(used, db_url, sorted(students))
+        shutil.rmtree(Path(course) / ".workers", ignore_errors=True)
+    bar.close()
+    return results
+
+
+def merge_grades(source_url, target_url, students):
+    """Copy the autograder's scores and comments of students from one gradebook to another
+    (manual scores in the target are kept)."""
+    with Gradebook(source_url, config.COURSE_ID) as src, \
+            Gradebook(target_url, config.COURSE_ID) as dst:
+        for sid in students:
+            try:
+                submission = src.find_submission(config.ASSIGNMENT, sid)
+            except MissingEntry:
+                continue
+            student = src.find_student(sid)
+            dst.update_or_create_student(sid, first_name=student.first_name,
+                                         last_name=student.last_name, email=student.email)
+            dst.update_or_create_submission(config.ASSIGNMENT, sid, timestamp=submission.timestamp)
+            for nb in submission.notebooks:
+                for g in nb.grades:
+                    target = dst.find_grade(g.name, nb.name, config.ASSIGNMENT, sid)
+                    target.auto_score = g.auto_score
+                    target.needs_manual_grade = (target.manual_score is not None
+                                                 or g.auto_score is None)
+                for c in nb.comments:
+                    dst.find_comment(c.name, nb.name, config.ASSIGNMENT, sid).auto_comment = \
+                        c.auto_comment
+            dst.db.commit()
+
+
+# ---------------------------------------------------------------------------- outputs
 
 def grade_cells(source):
     """Grade cell ids of a source notebook, in notebook order."""
@@ -101,8 +259,10 @@ def grade_cells(source):
 def score_rows(db_url, results, cells):
     """One row per graded cell: student, notebook, cell, score, max_score."""
     rows = []
-    with Gradebook(db_url) as gb:
+    with Gradebook(db_url, config.COURSE_ID) as gb:
         for r in results:
+            if r.notebook not in cells:
+                continue
             for cell in cells[r.notebook]:
                 max_score = gb.find_grade_cell(cell, r.notebook, config.ASSIGNMENT).max_score
                 score = 0.0
@@ -122,16 +282,19 @@ def score_rows(db_url, results, cells):
 
 def write_csv(path, rows, fields):
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
 
 def summarise(results, rows):
     """One row per student and notebook: score, max_score, status, reason."""
+    by_key = {}
+    for x in rows:
+        by_key.setdefault((x["student"], x["notebook"]), []).append(x)
     summary = []
     for r in results:
-        mine = [x for x in rows if (x["student"], x["notebook"]) == (r.student, r.notebook)]
+        mine = by_key.get((r.student, r.notebook), [])
         summary.append({"student": r.student, "notebook": r.notebook,
                         "score": sum(float(x["score"] or 0) for x in mine),
                         "max_score": sum(x["max_score"] for x in mine),
@@ -139,44 +302,49 @@ def summarise(results, rows):
     return summary
 
 
-def write_feedback(api, course, out, results):
-    """OUT/feedback/STUDENT/NOTEBOOK.html: nbgrader's feedback, or a page with the reason."""
-    for sid in sorted({r.student for r in results}):
-        if any(r.student == sid and r.status == "graded" for r in results):
-            api.generate_feedback(config.ASSIGNMENT, sid)
-        folder = out / "feedback" / sid
-        folder.mkdir(parents=True, exist_ok=True)
-        for r in (r for r in results if r.student == sid):
-            made = course / "feedback" / sid / config.ASSIGNMENT / f"{r.notebook}.html"
-            if r.status == "graded" and made.exists():
-                shutil.copy(made, folder / made.name)
-            else:
-                reason = html.escape(r.reason or "no feedback was generated")
-                (folder / f"{r.notebook}.html").write_text(
-                    f"<!DOCTYPE html><meta charset='utf-8'><title>{r.notebook}</title>"
-                    f"<h1>{r.notebook}: not graded</h1><p>{reason}</p><p>Score: 0</p>\n")
+def _load_status(course):
+    path = course / STATUS_FILE
+    if not path.exists():
+        return {}
+    return {(d["student"], d["notebook"]): Result(**d) for d in json.loads(path.read_text())}
 
 
-def autograde(submissions, out, db_url=None):
-    """Grade every student folder in submissions; write OUT/grades.csv, summary.csv, feedback/."""
+def _save_status(course, known):
+    data = [asdict(known[k]) for k in sorted(known)]
+    (course / STATUS_FILE).write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progress=True,
+              feedback=True):
+    """Grade every submission; write OUT/grades.csv, summary.csv, feedback/ and report.html.
+
+    The CSVs and the report cover every student graded into OUT so far: a second batch adds
+    its students (a student graded again replaces their earlier result)."""
     notebooks = [p.stem for p in sorted(config.SOLUTIONS.glob("*.ipynb"))]
-    students = find_students(submissions, notebooks)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    course = (out / "course").resolve()
+    course = out / "course"
     course.mkdir(exist_ok=True)
-    sources = add_source(course, nbgrader_api(course, db_url))
-    cfg = course_config(course, db_url)
-    references = {p.stem: reference_answers(p, cfg) for p in sources}
-    api = nbgrader_api(course, db_url, references)
-    results = []
-    for folder in students:
-        results += grade_student(api, course, folder, notebooks)
-        done = [r for r in results if r.student == folder.name]
-        print(f"{folder.name}: " + ", ".join(f"{r.notebook} {r.status}" for r in done))
+    students = collect(Path(submissions), out, notebooks, zip_regexp)
+    submissions = [Submission(s, folder, notes) for s, folder, notes in students]
+    protected = [str(out), str(reference_cache(course).resolve())]
+    sources = add_source(course, nbgrader_api(course, db_url, protected=protected))
+    write_nbgrader_config(course, db_url, protected)
+    cfg = course_config(course, db_url, protected=protected)
+    references = {p.stem: cached_reference_answers(p, cfg) for p in sources}
+    db_url = db_url or nbgrader_api(course).coursedir.db_url
+    results = grade_all(course, db_url, references, protected, submissions, notebooks, out,
+                        jobs or os.cpu_count() or 1, progress, feedback)
+    known = _load_status(course)
+    known.update({(r.student, r.notebook): r for r in results})
+    _save_status(course, known)
+    everyone = [known[k] for k in sorted(known)]
     cells = {p.stem: grade_cells(p) for p in sources}
-    rows = score_rows(api.coursedir.db_url, results, cells)
+    rows = score_rows(db_url, everyone, cells)
+    summary = summarise(everyone, rows)
     write_csv(out / "grades.csv", rows, ["student", "notebook", "cell", "score", "max_score"])
-    write_csv(out / "summary.csv", summarise(results, rows),
+    write_csv(out / "summary.csv", summary,
               ["student", "notebook", "score", "max_score", "status", "reason"])
-    write_feedback(api, course, out, results)
-    return results
+    from .report import write_report
+    write_report(out / "report.html", rows, summary, cells)
+    return sorted(results, key=lambda r: (r.student, notebooks.index(r.notebook)))

@@ -25,7 +25,10 @@ def _release(args):
 
 def _autograde(args):
     from .autograde import autograde
-    autograde(Path(args.submissions), Path(args.out), db_url=args.db_url)
+    if args.jobs is not None and args.jobs < 1:
+        raise GradingError("--jobs must be at least 1")
+    autograde(Path(args.submissions), Path(args.out), db_url=args.db_url, jobs=args.jobs,
+              zip_regexp=args.zip_regexp, progress=not args.quiet, feedback=not args.no_feedback)
     return 0
 
 
@@ -68,11 +71,24 @@ def main(argv=None):
     release.add_argument("--check", action="store_true",
                          help="change nothing; exit 1 naming the files if notebooks/ is stale")
     release.set_defaults(run=_release)
-    grade = commands.add_parser("autograde", help="grade one folder of notebooks per student")
-    grade.add_argument("submissions", help="folder with one folder per student")
-    grade.add_argument("--out", required=True,
-                       help="output folder: grades.csv, summary.csv, feedback/, course/")
-    grade.add_argument("--db-url", help="gradebook database URL (default: SQLite in OUT/course)")
+    grade = commands.add_parser("autograde", help="grade a class: one folder per student, or an "
+                                                   "LMS export zip")
+    grade.add_argument("submissions", help="folder with one folder per student, or a zip file")
+    grade.add_argument("--out", required=True, help="output folder: grades.csv, summary.csv, "
+                                                    "report.html, feedback/, course/")
+    grade.add_argument("--db-url", help="gradebook database URL, e.g. postgresql://user@host/db "
+                                        "for a course shared by several graders "
+                                        "(default: SQLite in OUT/course)")
+    grade.add_argument("--jobs", "-j", type=int,
+                       help=f"students graded in parallel (default: the cores, {os.cpu_count()})")
+    grade.add_argument("--zip-regexp", help="for a zip of loose files: the regular expression "
+                                            "with named groups student_id and file_id (as "
+                                            "nbgrader zip_collect's named_regexp) that maps "
+                                            "each file's path to a student and notebook")
+    grade.add_argument("--no-feedback", action="store_true",
+                       help="scores only: no OUT/feedback/ (nbgrader generate_feedback can "
+                            "make it later in OUT/course)")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.set_defaults(run=_autograde)
     run = commands.add_parser("execute", help="run solution notebooks, storing their outputs")
     run.add_argument("notebooks", nargs="*", help="notebooks to run (default: solutions/*.ipynb)")

@@ -24,7 +24,27 @@ ASSIGNMENT = "makemore"  # one nbgrader assignment holds every stage's notebook
 # mistakes (a missing 1/n, Bessel's n/(n-1), a sign) differ by 3% or more.
 RTOL_EPS = 100
 
-CELL_TIMEOUT = 60        # seconds per cell while autograding
+# Limits of every grading kernel (grader.guard). A cell that runs longer than CELL_TIMEOUT
+# is interrupted and scores as an error (MAKEMORE_CELL_TIMEOUT overrides it, e.g. for tests).
+# KERNEL_MEMORY caps a kernel's address space: a stage 2 kernel peaks at ~1.5 GiB of address
+# space (~0.3 GiB resident), so 4 GiB leaves room for figures and larger models while two
+# kernels in parallel stay far below a 2-core, 8+ GiB machine's memory. A bigger allocation
+# fails with MemoryError (or torch's "can't allocate memory") in that cell only.
+CELL_TIMEOUT = int(os.environ.get("MAKEMORE_CELL_TIMEOUT") or 60)   # seconds per cell
+KERNEL_MEMORY = 4 * 2**30        # bytes of address space per grading kernel
+IOPUB_WAIT = 30                  # seconds to wait for a finished cell's last output (a busy
+                                 # machine can be slow to deliver it); 5 after an interrupt
+# Grading kernels compute on one thread (OMP/MKL/torch): results do not depend on the
+# machine's core count, and kernels graded in parallel do not fight over cores.
+KERNEL_THREADS = 1
+KERNEL_FILE_SIZE = 256 * 2**20   # largest file a grading kernel may write, bytes
+CELL_OUTPUT_LIMIT = 2 * 2**20    # bytes of output kept per cell; the rest is dropped
+
+# Reference answers are cached in OUT/course/.references, keyed by a hash of the solution
+# notebook, the torch version, the names file and grader/checks.py. MAKEMORE_REFERENCE_CACHE
+# names another folder for that cache, shared by several output folders (the tests use it);
+# grading kernels cannot read it either way.
+REFERENCE_CACHE_ENV = "MAKEMORE_REFERENCE_CACHE"
 
 
 def names_path():

@@ -8,30 +8,46 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
-                                    GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
+                                    ClearOutput, DeduplicateIds, GetGrades, IgnorePattern,
+                                    LimitOutput, OverwriteCells, OverwriteKernelspec,
+                                    SaveAutoGrades)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from traitlets.config import Config
 
 from . import GradingError, config
-from .judge import CarryAnswers, GuardedExecute, JudgeAnswers
+from .judge import CarryAnswers, GuardedExecute, JudgeAnswers, RestoreLayout
 from .site import without_outputs_record
 
 # nbgrader's gradebook code triggers SQLAlchemy session notices that are not problems
 warnings.filterwarnings("ignore", module="nbgrader")
 
 
-def course_config(root, db_url=None, references=None):
-    """nbgrader configuration of the course folder at root (gradebook: db_url or SQLite there)."""
+def course_config(root, db_url=None, references=None, protected=()):
+    """nbgrader configuration of the course folder at root (gradebook: db_url or SQLite there).
+
+    Grading kernels cannot read the course folder (but for their own notebook's folder), the
+    repository (but for the grader package), the SQLite gradebook or `protected`."""
+    root = Path(root).resolve()
     c = Config()
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.course_id = config.COURSE_ID
     if db_url:
         c.CourseDirectory.db_url = db_url
     c.Execute.timeout = config.CELL_TIMEOUT
+    c.Execute.iopub_timeout = config.IOPUB_WAIT
     stub = 'raise NotImplementedError("replace this line with your answer")'
     c.ClearSolutions.code_stub = {"python": f"# YOUR CODE HERE\n{stub}"}
     c.OverwriteCells.add_missing_cells = True   # a deleted test cell is put back and run
     c.ReferenceAnswers.references = references or {}
+    home = Path.home()   # the grader's own secrets; kernels get a private HOME
+    secrets = [home / name for name in (".pgpass", ".ssh", ".netrc", ".git-credentials",
+                                        ".jupyter", ".local/share/jupyter/runtime")]
+    c.GuardedExecute.protected = sorted({str(root), str(config.REPO), *_sqlite_file(db_url),
+                                         *map(str, secrets), *map(str, protected)})
+    c.GuardedExecute.private_root = str(root / ".kernels")
+    c.Autograde.sanitize_preprocessors = [
+        ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreLayout, OverwriteCells,
+        CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [
         CarryAnswers, GuardedExecute, JudgeAnswers,
         IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
@@ -42,9 +58,25 @@ def course_config(root, db_url=None, references=None):
     return c
 
 
-def nbgrader_api(root, db_url=None, references=None):
+def _sqlite_file(db_url):
+    if db_url and db_url.startswith("sqlite:///"):
+        return [str(Path(db_url[len("sqlite:///"):]).resolve())]
+    return []
+
+
+def write_nbgrader_config(root, db_url=None, protected=()):
+    """ROOT/nbgrader_config.py, so that plain `nbgrader autograde` (and the formgrader) in the
+    course folder grade exactly as `python -m grader autograde` does."""
+    lines = ["# Written by `python -m grader autograde`: grade this course as the grader does.",
+             "from grader.nbgrading import course_config",
+             f"c.merge(course_config({str(Path(root).resolve())!r}, db_url={db_url!r}, "
+             f"protected={sorted(map(str, protected))!r}))", ""]
+    (Path(root) / "nbgrader_config.py").write_text("\n".join(lines))
+
+
+def nbgrader_api(root, db_url=None, references=None, protected=()):
     """NbGraderAPI on the course folder at root, with the course configuration."""
-    cfg = course_config(root, db_url, references)
+    cfg = course_config(root, db_url, references, protected)
     return NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
 
 

@@ -1,4 +1,5 @@
 import csv
+import hashlib
 import os
 import subprocess
 import sys
@@ -11,9 +12,18 @@ from crafted import write_all
 REPO = Path(__file__).resolve().parent.parent
 
 
-def grader(*args, **kwargs):
+@pytest.fixture(scope="session", autouse=True)
+def shared_reference_cache(tmp_path_factory):
+    """One reference run per session: every grading run of the tests shares the cache."""
+    os.environ["MAKEMORE_REFERENCE_CACHE"] = str(tmp_path_factory.mktemp("references"))
+    yield
+    del os.environ["MAKEMORE_REFERENCE_CACHE"]
+
+
+def grader(*args, env_extra=None, **kwargs):
     """Run `python -m grader ARGS` as an instructor would; the CompletedProcess."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, **kwargs)
 
@@ -23,11 +33,25 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+CRAFTED_TIMEOUT = "10"   # seconds per cell in the crafted run: the infinite loops cost 10 s
+
+
+def grader_files():
+    """sha256 of every file of the grader package (a kernel must not change them)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((REPO / "grader").glob("*.py"))}
+
+
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory):
-    """Every crafted submission, autograded in one `python -m grader autograde` run."""
+    """Every crafted submission, autograded in one `python -m grader autograde --jobs 2` run."""
     root = tmp_path_factory.mktemp("autograde")
     write_all(root / "submissions")
-    run = grader("autograde", root / "submissions", "--out", root / "out")
+    before = grader_files()
+    run = grader("autograde", root / "submissions", "--out", root / "out", "--jobs", "2",
+                 env_extra={"MAKEMORE_CELL_TIMEOUT": CRAFTED_TIMEOUT})
     assert run.returncode == 0, run.stderr
+    assert grader_files() == before, "a kernel changed the grader's files"
+    (root / "out" / "stdout.txt").write_text(run.stdout)
+    (root / "out" / "stderr.txt").write_text(run.stderr)
     return root / "out"

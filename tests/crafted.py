@@ -1,10 +1,14 @@
 """Crafted submissions: what each changes in a correct submission, and which graded cells it loses.
 
 A correct submission is the release with every answer cell holding the solution's code, as a
-student who solved everything would hand it in. Each Case edits some answer cells (by grade
-id) of one notebook for one student; `lost` names the graded cells that must score 0 — every
-other autograded cell of that notebook must get full marks. A student may have one Case per
-notebook, so one grading run covers them all. Each stage lists its own cases in cases_*.py.
+student who solved everything would hand it in. Each Case edits some cells (by grade id; an
+edit DELETE removes the cell) of one notebook for one student; `lost` names the graded cells
+that must score 0 — every other autograded cell of that notebook must get full marks. A case
+may also add cells of its own (`added`: (after grade id, source) pairs), change the notebook
+in other ways (`transform`: a function of the notebook), save it under another `filename`,
+or put `extra_files` beside it. A student may have one Case per notebook, so one grading run
+covers them all. Each stage lists its own cases in cases_*.py; faults and exploits of the
+grading itself are in cases_faults.py and cases_exploits.py.
 """
 import importlib
 import json
@@ -21,6 +25,7 @@ STAGE2 = "02_backprop_step_by_step"
 RELEASE = "release"        # edits: the untouched release
 MALFORMED = "malformed"    # edits: a file that is not JSON
 ALL = "all"                # lost: every graded cell
+DELETE = None              # an edit that deletes the cell
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,12 @@ class Case:
     edits: object          # {answer grade_id: new source}, RELEASE or MALFORMED
     lost: object           # set of grade ids, or ALL
     why: str
+    added: tuple = ()      # ((grade id the new cell follows, its source), ...)
+    transform: object = None   # function(notebook) -> None, applied last
+    filename: str = None   # the file's name in the submission (default: NOTEBOOK.ipynb)
+    extra_files: tuple = ()    # ((relative path, text), ...) beside the notebook
+    reason: str = None     # words summary.csv's reason for this notebook must contain
+    status: str = "graded"     # its status in summary.csv
 
 
 CASES = [Case("solution", nb, {}, set(), "the solution submitted as is gets full marks")
@@ -60,8 +71,11 @@ def correct_submission(notebook):
 
 def write_case(case, root):
     """Write the submission of one case under root/STUDENT/NOTEBOOK.ipynb."""
-    path = Path(root) / case.student / f"{case.notebook}.ipynb"
+    path = Path(root) / case.student / (case.filename or f"{case.notebook}.ipynb")
     path.parent.mkdir(parents=True, exist_ok=True)
+    for name, text in case.extra_files:
+        (path.parent / name).parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / name).write_text(text)
     if case.edits == MALFORMED:
         path.write_text('{"cells": [ this is not json')
         return path
@@ -71,7 +85,15 @@ def write_case(case, root):
         nb = correct_submission(case.notebook)
         ids = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
         for gid, source in case.edits.items():
-            ids[gid].source = source   # KeyError: the case names a cell the notebook lacks
+            if source is DELETE:
+                nb.cells.remove(ids[gid])
+            else:
+                ids[gid].source = source   # KeyError: the case names a cell the notebook lacks
+        for after, source in case.added:
+            at = nb.cells.index(ids[after]) + 1 if after else 0
+            nb.cells.insert(at, nbformat.v4.new_code_cell(source))
+        if case.transform:
+            case.transform(nb)
     nbformat.write(nb, str(path))
     return path
 

@@ -22,6 +22,15 @@ def test_case_loses_exactly_its_cells(graded, case):
     assert full == set(auto) - lost, case.why
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c.reason or c.status != "graded"],
+                         ids=lambda c: f"{c.student}-{c.notebook}")
+def test_case_records_its_reason(graded, case):
+    summary = {(r["student"], r["notebook"]): r for r in read_csv(graded / "summary.csv")}
+    row = summary[(case.student, case.notebook)]
+    assert row["status"] == case.status, row
+    assert case.reason in row["reason"], row
+
+
 def test_summary_records_status_and_reason(graded):
     summary = {(r["student"], r["notebook"]): r for r in read_csv(graded / "summary.csv")}
     broken = summary[("broken_json", "02_backprop_step_by_step")]
@@ -40,7 +49,8 @@ def test_feedback_shows_results_not_hidden_tests(graded):
     for case in CASES:
         page = graded / "feedback" / case.student / f"{case.notebook}.html"
         text = page.read_text()
-        assert "BEGIN HIDDEN TESTS" not in text and "report(" not in text, page
+        # the hidden tests' code, e.g. report('dh', dh, carry=True), never shows
+        assert "BEGIN HIDDEN TESTS" not in text and "carry=True)" not in text, page
     wrong = (graded / "feedback" / "shape_64" / "02_backprop_step_by_step.html").read_text()
     assert "shape [64] but [1, 64] expected" in wrong
 
@@ -57,3 +67,16 @@ def test_folder_without_notebooks_is_a_clear_error(tmp_path):
     run = grader("autograde", tmp_path / "subs", "--out", tmp_path / "out")
     assert run.returncode != 0
     assert run.stderr.strip().count("\n") == 0 and "no notebooks found" in run.stderr
+
+
+def test_every_graded_cell_reports_its_answers(graded):
+    """Each test cell hands its answers to the grader, so the judge outside the kernel (not
+    nbgrader's no-error rule) decides it (see README: what grading defends)."""
+    import json
+    import os
+    from pathlib import Path
+    cache = Path(os.environ["MAKEMORE_REFERENCE_CACHE"])
+    for notebook in {c.notebook for c in CASES}:
+        files = sorted(cache.glob(f"{notebook}-*.json"))
+        assert files, f"no reference answers cached for {notebook}"
+        assert set(json.loads(files[0].read_text())) == set(graded_cells(notebook)), notebook
