@@ -122,12 +122,7 @@ def _replacement(owner, name):
     return special.get(name, _refuse)
 
 
-def block_autograd():
-    """Switch off every public way into PyTorch's autograd, for this process.
-
-    Beyond the engine's entry points, grad mode is switched off (and stays off), so no
-    graph is recorded whose nodes could be called by hand, and `grad_fn` reads None.
-    """
+def _switch_off_entry_points():
     global _ORIGINAL_SET_GRAD_ENABLED
     import torch
     if _ORIGINAL_SET_GRAD_ENABLED is None:
@@ -137,6 +132,42 @@ def block_autograd():
     _ORIGINAL_SET_GRAD_ENABLED(False)
 
 
+def _refuse_kernel(*args, **kwargs):
+    raise AutogradOff("PyTorch's backward kernels are switched off while grading: "
+                      "write the formula yourself")
+
+
+def _block_backward_kernels():
+    """Make PyTorch's own backward kernels (aten::*backward*, e.g. tanh_backward,
+    _log_softmax_backward_data, native_batch_norm_backward) raise, however they are called.
+    Returns the torch.library.Library holding the override; destroying it restores them."""
+    import torch
+    library = torch.library.Library("aten", "IMPL")
+    names = [n.split("::", 1)[1] for n in torch._C._dispatch_get_all_op_names()
+             if n.startswith("aten::") and "backward" in n]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "overriding a previously registered kernel"
+        for name in names:
+            library.impl(name, _refuse_kernel, "CPU")
+    return library
+
+
+_BACKWARD_KERNELS = None   # the override block_autograd keeps for the life of the process
+
+
+def block_autograd():
+    """Switch off every public way into PyTorch's autograd, for this process.
+
+    Beyond the engine's entry points, grad mode is switched off (and stays off), so no
+    graph is recorded whose nodes could be called by hand, and `grad_fn` reads None;
+    PyTorch's backward kernels raise, so they cannot stand in for a formula either.
+    """
+    global _BACKWARD_KERNELS
+    _switch_off_entry_points()
+    if _BACKWARD_KERNELS is None:
+        _BACKWARD_KERNELS = _block_backward_kernels()
+
+
 @contextmanager
 def autograd_blocked():
     """Autograd switched off inside the block only (e.g. around a call to a student's function)."""
@@ -144,10 +175,13 @@ def autograd_blocked():
     enabled = torch.is_grad_enabled()
     saved = [(owner, name, vars(owner)[name] if name in vars(owner) else None)
              for owner, name in _autograd_entry_points()]
-    block_autograd()
+    _switch_off_entry_points()
+    kernels = _block_backward_kernels() if _BACKWARD_KERNELS is None else None
     try:
         yield
     finally:
+        if kernels is not None:
+            kernels._destroy()
         for owner, name, value in saved:
             if value is None:
                 delattr(owner, name)   # it was inherited (torch.Tensor.grad_fn)

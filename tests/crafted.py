@@ -46,8 +46,6 @@ class Case:
 CASES = [Case("solution", nb, {}, set(), "the solution submitted as is gets full marks")
          for nb in NOTEBOOKS]
 CASES += [Case("release", nb, RELEASE, ALL, "the untouched release gets 0") for nb in NOTEBOOKS]
-for module in sorted(Path(__file__).parent.glob("cases_*.py")):   # one file per stage
-    CASES += importlib.import_module(module.stem).CASES
 
 
 def _solution_code(cell):
@@ -113,3 +111,7 @@ def graded_cells(notebook):
     return [c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]
             if c["metadata"].get("nbgrader", {}).get("grade")
             and not c["metadata"]["nbgrader"].get("solution")]
+
+
+for module in sorted(Path(__file__).parent.glob("cases_*.py")):   # one file per stage
+    CASES += importlib.import_module(module.stem).CASES

@@ -32,3 +32,15 @@ def test_grading_kernel_start_blocks_autograd_and_moves_warnings_to_stdout():
     assert run.returncode == 0, run.stderr
     assert "grad None" in run.stdout and "careful" in run.stdout
     assert run.stderr == ""
+
+
+def test_backward_kernels_raise_inside_the_block_only():
+    x, g = torch.randn(4, 5), torch.randn(4, 5)
+    expected = torch.ops.aten.tanh_backward(g, x)
+    with autograd_blocked():
+        with pytest.raises(AutogradOff, match="backward kernels"):
+            torch.ops.aten.tanh_backward(g, x)
+        with pytest.raises(AutogradOff):
+            torch._log_softmax_backward_data(g, torch.log_softmax(x, 1), 1, x.dtype)
+        assert torch.tanh(x).shape == x.shape   # forward kernels are untouched
+    assert torch.equal(torch.ops.aten.tanh_backward(g, x), expected)
