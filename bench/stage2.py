@@ -45,8 +45,8 @@ def kernel_seconds(nb):
 def solution_run():
     nb = nbformat.read(str(config.SOLUTIONS / f"{NOTEBOOK}.ipynb"), as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, record_timing=True, resources={"metadata": {"path": str(config.SOLUTIONS)}}
-                   ).execute()
+    NotebookClient(nb, record_timing=True, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                   resources={"metadata": {"path": str(config.SOLUTIONS)}}).execute()
     return kernel_seconds(nb), time.perf_counter() - start
 
 
@@ -55,7 +55,8 @@ def autograde_one():
         course = Path(tmp) / "course"
         start = time.perf_counter()
         sources = add_source(course)
-        references = {p.stem: reference_answers(p, course_config(course)) for p in sources}
+        references = {p.stem: reference_answers(p, course_config(course))
+                      for p in sources if p.stem == NOTEBOOK}
         setup = time.perf_counter() - start
         write_case(Case("solution", NOTEBOOK, {}, set(), ""), Path(tmp) / "subs")
         api = nbgrader_api(course, references=references)
