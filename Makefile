@@ -29,7 +29,7 @@ check: $(PY)
 	$(PY) -m grader release --check
 
 bench: $(PY)
-	for f in bench/*.py; do $(PY) $$f || exit 1; done
+	for f in bench/stage*.py bench/class_grading.py; do $(PY) $$f || exit 1; done
 
 # the reading version: static pages of the solutions with their stored outputs (no execution)
 site: $(PY)

@@ -9,63 +9,30 @@ machine. Times drift on a shared machine; the load average is printed beside the
 """
 import argparse
 import os
-import sys
-import tempfile
 import time
-from datetime import datetime
-from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
 from nbgrader.validator import Validator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from crafted import CASES, write_case  # noqa: E402
+from measure import autograde_seconds, cell_seconds, run_solution
 
-from grader import config  # noqa: E402
-from grader.autograde import grade_student  # noqa: E402
-from grader.judge import reference_answers  # noqa: E402
-from grader.nbgrading import add_source, course_config, nbgrader_api  # noqa: E402
-from grader.training import NBGRADER_ENV  # noqa: E402
+from crafted import CASES  # noqa: E402  (measure puts tests/ on the path)
+
+from grader import config
 
 NOTEBOOK = "01_bigram_mlp"
 TARGET = 30.0   # seconds to autograde the whole notebook
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
 def load():
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def cell_seconds(cell):
-    t = cell.get("metadata", {}).get("execution", {})
-    if "iopub.execute_input" not in t or "shell.execute_reply" not in t:
-        return 0.0
-    start, end = (datetime.fromisoformat(t[k].replace("Z", "+00:00"))
-                  for k in ("iopub.execute_input", "shell.execute_reply"))
-    return (end - start).total_seconds()
-
-
 def autograde(students=("solution", "variants")):
     """Seconds to autograde each student's stage 1 notebook (crafted submissions, one grading
     run), and the seconds of course setup and reference run before them."""
     cases = {c.student: c for c in CASES if c.notebook == NOTEBOOK}
-    with tempfile.TemporaryDirectory() as tmp:
-        course = Path(tmp) / "course"
-        start = time.perf_counter()
-        sources = add_source(course)
-        references = {p.stem: reference_answers(p, course_config(course)) for p in sources
-                      if p.stem == NOTEBOOK}
-        setup = time.perf_counter() - start
-        api = nbgrader_api(course, references=references)
-        seconds = {}
-        for student in students:
-            write_case(cases[student], Path(tmp) / "subs")
-            start = time.perf_counter()
-            result, = grade_student(api, course, Path(tmp) / "subs" / student, [NOTEBOOK])
-            assert result.status == "graded", result
-            seconds[student] = time.perf_counter() - start
-        return seconds, setup
+    setup, seconds = autograde_seconds(NOTEBOOK, [cases[s] for s in students])
+    return seconds, setup
 
 
 def validate():
@@ -79,19 +46,7 @@ def validate():
 def run(mode):
     """Execute the solution with NBGRADER_EXECUTION=mode (None: as a person runs it): kernel
     seconds, wall seconds and the five slowest cells as [(cell id, seconds)]."""
-    saved = os.environ.pop(NBGRADER_ENV, None)
-    if mode:
-        os.environ[NBGRADER_ENV] = mode
-    try:
-        nb = nbformat.read(str(config.SOLUTIONS / f"{NOTEBOOK}.ipynb"), as_version=4)
-        start = time.perf_counter()
-        NotebookClient(nb, record_timing=True, timeout=3600,
-                       resources={"metadata": {"path": str(config.SOLUTIONS)}}).execute()
-        wall = time.perf_counter() - start
-    finally:
-        os.environ.pop(NBGRADER_ENV, None)
-        if saved is not None:
-            os.environ[NBGRADER_ENV] = saved
+    nb, wall = run_solution(NOTEBOOK, mode)
     times = sorted(((c.id, cell_seconds(c)) for c in nb.cells if c.cell_type == "code"),
                    key=lambda x: -x[1])
     return sum(t for _, t in times), wall, times[:5]

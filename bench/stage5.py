@@ -17,28 +17,18 @@ so that other work on the shared machine affects them alike; wall times are prin
 import argparse
 import os
 import statistics
-import sys
-import tempfile
 import time
-from datetime import datetime
-from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from crafted import Case, write_case  # noqa: E402
+from measure import autograde_seconds, cell_seconds, run_solution
 
-from grader import config  # noqa: E402
-from grader.autograde import grade_student  # noqa: E402
-from grader.judge import reference_answers  # noqa: E402
-from grader.nbgrading import add_source, course_config, nbgrader_api  # noqa: E402
+from grader import config
 
 NOTEBOOK = "05_training_and_diagnostics"
 SOLUTION = config.SOLUTIONS / f"{NOTEBOOK}.ipynb"
 PART_A = ["setup", "data", "init", "forward", "answer_pieces", "answer_backward", "train",
           "answer_train_step", "calibrate_functions"]
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
 def solution_namespace():
@@ -130,45 +120,17 @@ def full_training(ns, step, max_steps):
     return cpu, wall, *losses
 
 
-def kernel_seconds(nb):
-    """[(grade id, seconds)] of every code cell, from nbclient's timing metadata."""
-    times = []
-    for cell in nb.cells:
-        t = cell.get("metadata", {}).get("execution", {})
-        if "iopub.execute_input" in t and "shell.execute_reply" in t:
-            start, end = (datetime.fromisoformat(t[k].replace("Z", "+00:00"))
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
-            times.append((cell.metadata.get("nbgrader", {}).get("grade_id"),
-                          (end - start).total_seconds()))
-    return times
-
-
 def graded_run_cells():
     """Per-cell kernel seconds of the solution run as while grading (NBGRADER_EXECUTION set)."""
-    nb = nbformat.read(str(SOLUTION), as_version=4)
-    os.environ["NBGRADER_EXECUTION"] = "autograde"
-    try:
-        NotebookClient(nb, record_timing=True, timeout=600,
-                       resources={"metadata": {"path": str(config.SOLUTIONS)}}).execute()
-    finally:
-        os.environ.pop("NBGRADER_EXECUTION", None)
-    return kernel_seconds(nb)
+    nb, _ = run_solution(SOLUTION.stem, "autograde", timeout=600)
+    return [(c.metadata.get("nbgrader", {}).get("grade_id"), cell_seconds(c))
+            for c in nb.cells if c.cell_type == "code"]
 
 
 def autograde_one():
     """(course setup s, autograde s) for one correct submission of this notebook."""
-    with tempfile.TemporaryDirectory() as tmp:
-        course = Path(tmp) / "course"
-        start = time.perf_counter()
-        sources = add_source(course)
-        references = {p.stem: reference_answers(p, course_config(course)) for p in sources}
-        setup = time.perf_counter() - start
-        write_case(Case("solution", NOTEBOOK, {}, set(), ""), Path(tmp) / "subs")
-        api = nbgrader_api(course, references=references)
-        start = time.perf_counter()
-        result, = grade_student(api, course, Path(tmp) / "subs" / "solution", [NOTEBOOK])
-        assert result.status == "graded", result
-        return setup, time.perf_counter() - start
+    setup, seconds = autograde_seconds(NOTEBOOK)
+    return setup, seconds["solution"]
 
 
 def main():

@@ -5,9 +5,11 @@ NOTEBOOK named as in notebooks/) or an LMS export zip of loose files named after
 zip_collect conventions (see collect.py). Every notebook of every student is graded on its
 own, in its own sandboxed kernel, so a missing, malformed or crashing notebook costs only
 itself. Students are graded in parallel worker processes (--jobs); with the default SQLite
-gradebook each worker writes a copy, merged into the course gradebook afterwards through
-nbgrader's Gradebook API (nbgrader does not support concurrent writers to one SQLite file,
-its issue #174); a PostgreSQL gradebook (--db-url) takes the workers' writes directly.
+gradebook each worker writes a copy of its own, and the main process alone writes each
+student's grades into the course gradebook through nbgrader's Gradebook API as the student
+is done (nbgrader does not support concurrent writers to one SQLite file, its issue #174);
+a PostgreSQL gradebook (--db-url) takes the workers' writes directly. The workers also
+compute the reference answers, one solution notebook each, before they grade.
 
 OUT/course is the nbgrader course folder (source, submissions, gradebook, reference cache);
 keep it private: it holds the solutions.
@@ -156,32 +158,71 @@ def write_feedback(api, course, out, sid, results):
 # ---------------------------------------------------------------------------- workers
 
 _WORKER = {}
+WORKERS_DIR = ".workers"   # in the course folder: the workers' gradebook copies
 
 
-def _worker_init(course, db_url, references, protected, copy_of, feedback=True):
-    """Worker process set-up: its own gradebook copy (SQLite) or the shared database."""
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    if copy_of:
-        own = Path(course) / ".workers" / f"gradebook-{os.getpid()}.db"
-        own.parent.mkdir(exist_ok=True)
-        shutil.copy(copy_of, own)
-        db_url = f"sqlite:///{own}"
-    _WORKER.update(api=nbgrader_api(course, db_url, references, protected), db_url=db_url,
-                   course=Path(course), feedback=feedback)
+def _worker_init(course, db_url, protected, feedback, own_copy):
+    """Worker process start; its gradebook is opened on its first student."""
+    _WORKER.clear()
+    _WORKER.update(course=Path(course), db_url=db_url, protected=protected, feedback=feedback,
+                   own_copy=own_copy)
+
+
+def _worker_ready():
+    return os.getpid()
+
+
+def _worker_reference(source):
+    """Compute a solution's reference answers into the course's cache (see judge.py)."""
+    w = _WORKER
+    cached_reference_answers(Path(source),
+                             course_config(w["course"], w["db_url"], protected=w["protected"]))
+
+
+def _claim_gradebook(course):
+    """One of the gradebook copies grade_all made, renamed so no other worker takes it."""
+    for copy in sorted((course / WORKERS_DIR).glob("copy-*.db")):
+        mine = copy.with_name(f"worker-{os.getpid()}.db")
+        try:
+            os.rename(copy, mine)   # atomic: exactly one worker wins each copy
+        except FileNotFoundError:
+            continue
+        return f"sqlite:///{mine}"
+    raise RuntimeError("no gradebook copy left for this worker")
 
 
 def _worker_grade(submission, notebooks, out):
-    results = grade_student(_WORKER["api"], _WORKER["course"], submission, notebooks,
-                            out if _WORKER["feedback"] else None)
-    return results, _WORKER["db_url"]
+    """Grade one student: Results, and their grades to import into the course gradebook
+    (None when the worker wrote there itself)."""
+    w = _WORKER
+    if "api" not in w:
+        w["own_db"] = _claim_gradebook(w["course"]) if w["own_copy"] else w["db_url"]
+        w["api"] = nbgrader_api(w["course"], w["own_db"], protected=w["protected"])
+    results = grade_student(w["api"], w["course"], submission, notebooks,
+                            out if w["feedback"] else None)
+    grades = export_grades(w["own_db"], submission.student) if w["own_copy"] else None
+    return results, grades
 
 
-def grade_all(course, db_url, references, protected, submissions, notebooks, out, jobs,
+def start_workers(course, db_url, protected, jobs, feedback):
+    """A pool of `jobs` grading processes, started now so that they load while the course is
+    set up. With a SQLite gradebook each writes its own copy (nbgrader #174)."""
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init,
+                               initargs=(str(course), db_url, protected, feedback,
+                                         db_url.startswith("sqlite:///")))
+    for _ in range(jobs):
+        pool.submit(_worker_ready)
+    return pool
+
+
+def grade_all(pool, jobs, course, db_url, protected, sources, submissions, notebooks, out,
               progress=True, feedback=True):
-    """Results of every submission, graded by `jobs` worker processes."""
+    """Results of every submission. With a pool (start_workers), the workers first compute
+    the reference answers, one notebook each, then grade students; the main process imports
+    each student's grades into the course gradebook as they arrive. Without, all runs here."""
     from tqdm import tqdm
-    sqlite = db_url.startswith("sqlite:///")
-    results, worker_dbs = [], {}
+    results = []
     bar = tqdm(total=len(submissions), unit="student", desc="grading", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
 
@@ -191,60 +232,75 @@ def grade_all(course, db_url, references, protected, submissions, notebooks, out
         bar.write(f"{sub.student}: " + ", ".join(f"{r.notebook} {r.status}" for r in res),
                   file=sys.stdout)
 
-    jobs = max(1, min(jobs, len(submissions)))
-    if jobs == 1:
-        _worker_init(course, db_url, references, protected, None, feedback)
+    cfg = course_config(course, db_url, protected=protected)
+    if pool is None:
+        for source in sources:
+            cached_reference_answers(source, cfg)
+        _worker_init(course, db_url, protected, feedback, own_copy=False)
         for sub in submissions:
             done(sub, _worker_grade(sub, notebooks, out)[0])
-    else:
-        copy_of = db_url[len("sqlite:///"):] if sqlite else None
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init,
-                                 initargs=(str(course), db_url, references, protected,
-                                           copy_of, feedback)) as pool:
-            futures = {pool.submit(_worker_grade, sub, notebooks, out): sub for sub in submissions}
-            for future in as_completed(futures):
-                sub = futures[future]
-                try:
-                    res, used = future.result()
-                except Exception as e:   # the worker itself failed: this student only
-                    res, used = [Result(sub.student, nb, "failed",
-                                        f"grading process failed: {type(e).__name__}: {e}")
-                                 for nb in notebooks], None
-                if used and used != db_url:
-                    worker_dbs.setdefault(used, []).append(sub.student)
-                done(sub, res)
-        for used, students in sorted(worker_dbs.items()):
-            merge_grades(used, db_url, sorted(students))
-        shutil.rmtree(Path(course) / ".workers", ignore_errors=True)
+        bar.close()
+        return results
+    if db_url.startswith("sqlite:///"):
+        copies = Path(course) / WORKERS_DIR
+        shutil.rmtree(copies, ignore_errors=True)
+        copies.mkdir()
+        for i in range(jobs):
+            shutil.copy(db_url[len("sqlite:///"):], copies / f"copy-{i}.db")
+    # the slowest solutions first; a worker that needs one still running waits for it
+    order = sorted(sources, key=lambda p: -p.stat().st_size)
+    references = [pool.submit(_worker_reference, str(p)) for p in order]
+    futures = {pool.submit(_worker_grade, sub, notebooks, out): sub for sub in submissions}
+    for ref in references:
+        ref.result()   # a solution failing its own tests stops the run (GradingError)
+    for future in as_completed(futures):
+        sub = futures[future]
+        try:
+            res, grades = future.result()
+        except Exception as e:   # the worker itself failed: this student only
+            res, grades = [Result(sub.student, nb, "failed",
+                                  f"grading process failed: {type(e).__name__}: {e}")
+                           for nb in notebooks], None
+        if grades:
+            import_grades(db_url, grades)
+        done(sub, res)
+    shutil.rmtree(Path(course) / WORKERS_DIR, ignore_errors=True)
     bar.close()
     return results
 
 
-def merge_grades(source_url, target_url, students):
-    """Copy the autograder's scores and comments of students from one gradebook to another
-    (manual scores in the target are kept)."""
-    with Gradebook(source_url, config.COURSE_ID) as src, \
-            Gradebook(target_url, config.COURSE_ID) as dst:
-        for sid in students:
-            try:
-                submission = src.find_submission(config.ASSIGNMENT, sid)
-            except MissingEntry:
-                continue
-            student = src.find_student(sid)
-            dst.update_or_create_student(sid, first_name=student.first_name,
-                                         last_name=student.last_name, email=student.email)
-            dst.update_or_create_submission(config.ASSIGNMENT, sid, timestamp=submission.timestamp)
-            for nb in submission.notebooks:
-                for g in nb.grades:
-                    target = dst.find_grade(g.name, nb.name, config.ASSIGNMENT, sid)
-                    target.auto_score = g.auto_score
-                    target.needs_manual_grade = (target.manual_score is not None
-                                                 or g.auto_score is None)
-                for c in nb.comments:
-                    dst.find_comment(c.name, nb.name, config.ASSIGNMENT, sid).auto_comment = \
-                        c.auto_comment
-            dst.db.commit()
+def export_grades(db_url, sid):
+    """The autograder's scores and comments of one student in a gradebook, as plain data."""
+    with Gradebook(db_url, config.COURSE_ID) as gb:
+        try:
+            submission = gb.find_submission(config.ASSIGNMENT, sid)
+        except MissingEntry:
+            return None
+        student = gb.find_student(sid)
+        return {"student": sid, "first_name": student.first_name,
+                "last_name": student.last_name, "email": student.email,
+                "timestamp": submission.timestamp,
+                "notebooks": {nb.name: {"grades": {g.name: g.auto_score for g in nb.grades},
+                                        "comments": {c.name: c.auto_comment
+                                                     for c in nb.comments}}
+                              for nb in submission.notebooks}}
+
+
+def import_grades(db_url, grades):
+    """Write export_grades' data into a gradebook (manual scores there are kept)."""
+    sid = grades["student"]
+    with Gradebook(db_url, config.COURSE_ID) as gb:
+        gb.update_or_create_student(sid, first_name=grades["first_name"],
+                                    last_name=grades["last_name"], email=grades["email"])
+        gb.update_or_create_submission(config.ASSIGNMENT, sid, timestamp=grades["timestamp"])
+        for nb, data in grades["notebooks"].items():
+            for name, score in data["grades"].items():
+                target = gb.find_grade(name, nb, config.ASSIGNMENT, sid)
+                target.auto_score = score
+                target.needs_manual_grade = target.manual_score is not None or score is None
+            for name, comment in data["comments"].items():
+                gb.find_comment(name, nb, config.ASSIGNMENT, sid).auto_comment = comment
+        gb.db.commit()
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -328,13 +384,18 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     students = collect(Path(submissions), out, notebooks, zip_regexp)
     submissions = [Submission(s, folder, notes) for s, folder, notes in students]
     protected = [str(out), str(reference_cache(course).resolve())]
-    sources = add_source(course, nbgrader_api(course, db_url, protected=protected))
-    write_nbgrader_config(course, db_url, protected)
-    cfg = course_config(course, db_url, protected=protected)
-    references = {p.stem: cached_reference_answers(p, cfg) for p in sources}
+    given_db = db_url
     db_url = db_url or nbgrader_api(course).coursedir.db_url
-    results = grade_all(course, db_url, references, protected, submissions, notebooks, out,
-                        jobs or os.cpu_count() or 1, progress, feedback)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(submissions)))
+    pool = start_workers(course, db_url, protected, jobs, feedback) if jobs > 1 else None
+    try:
+        sources = add_source(course, nbgrader_api(course, given_db, protected=protected))
+        write_nbgrader_config(course, given_db, protected)
+        results = grade_all(pool, jobs, course, db_url, protected, sources, submissions,
+                            notebooks, out, progress, feedback)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     known = _load_status(course)
     known.update({(r.student, r.notebook): r for r in results})
     _save_status(course, known)

@@ -102,8 +102,6 @@ def main(argv=None):
                       help="folder of executed solution notebooks (default: solutions/)")
     site.set_defaults(run=_site)
     args = parser.parse_args(argv)
-    # nbgrader runs the `alembic` executable that sits beside this Python
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     try:
         return args.run(args)
     except GradingError as e:

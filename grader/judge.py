@@ -10,6 +10,7 @@ so one mistake costs one answer. `GuardedExecute` runs each notebook in a sandbo
 course's order. What happened to a notebook on the way (a timeout, a dead kernel, moved or
 edited cells) is logged and collected in `EVENTS` for the summary's reason column.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -467,15 +468,22 @@ def reference_cache(root):
 
 
 def cached_reference_answers(path, cfg):
-    """reference_answers(path), kept in the reference cache keyed by reference_key(path)."""
+    """reference_answers(path), kept in the reference cache keyed by reference_key(path).
+
+    Processes asking at once (parallel graders, two instructors) compute it once: the first
+    holds a lock on the entry while it runs the solution, the others wait and read."""
     path = Path(path)
     root = Path(cfg.CourseDirectory.root or path.parents[2])
     cache = reference_cache(root) / f"{path.stem}-{reference_key(path)}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    answers = reference_answers(path, cfg)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(answers, sort_keys=True))
-    os.replace(tmp, cache)
+    with open(cache.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cache.exists():
+            return json.loads(cache.read_text())
+        answers = reference_answers(path, cfg)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(answers, sort_keys=True))
+        os.replace(tmp, cache)
     return answers

@@ -1,5 +1,7 @@
 """The nbgrader side of the course: a course folder, its configuration and nbgrader's API."""
+import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -76,6 +78,10 @@ def write_nbgrader_config(root, db_url=None, protected=()):
 
 def nbgrader_api(root, db_url=None, references=None, protected=()):
     """NbGraderAPI on the course folder at root, with the course configuration."""
+    # nbgrader runs the `alembic` executable that sits beside this Python (venv not activated)
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     cfg = course_config(root, db_url, references, protected)
     return NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
 
