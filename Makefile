@@ -16,8 +16,10 @@ $(PY): requirements.txt pyproject.toml
 #   make lab LAB_DIR=solutions                      another folder (authors edit solutions/)
 LAB_DIR ?= notebooks
 LAB_ARGS ?=
+# JupyterLab refuses to start as root (containers, CI images) unless told to
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(PY)
-	$(PY) -m jupyter lab --notebook-dir="$(LAB_DIR)" $(LAB_ARGS)
+	$(PY) -m jupyter lab --notebook-dir="$(LAB_DIR)" $(LAB_ROOT) $(LAB_ARGS)
 
 test: $(PY)
 	$(PY) -m pytest

@@ -107,8 +107,6 @@ def lab(tmp_path_factory):
                f"--CourseDirectory.root={course}",
                f"--CourseDirectory.course_id={config.COURSE_ID}",
                f"--Exchange.root={tmp / 'exchange'}"]
-    if os.geteuid() == 0:
-        options.append("--allow-root")
     log = open(tmp / "lab.log", "w")
     server = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_DIR={root}",
                                "LAB_ARGS=" + " ".join(options)],
