@@ -6,6 +6,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 from nbclient import NotebookClient
@@ -39,19 +40,14 @@ def run_solution(notebook, mode=None, timeout=3600):
     """(the solution notebook executed with timings, wall seconds). mode: NBGRADER_EXECUTION
     while it runs ("autograde" runs the training cells short), None as a person runs it."""
     nb = nbformat.read(str(config.SOLUTIONS / f"{notebook}.ipynb"), as_version=4)
-    saved = os.environ.pop(NBGRADER_ENV, None)
-    if mode:
-        os.environ[NBGRADER_ENV] = mode
-    try:
+    with mock.patch.dict(os.environ, {NBGRADER_ENV: mode} if mode else {}):
+        if not mode:
+            os.environ.pop(NBGRADER_ENV, None)   # put back, if set, when the block ends
         start = time.perf_counter()
         NotebookClient(nb, record_timing=True, timeout=timeout,
                        extra_arguments=["--IPKernelApp.log_level=ERROR"],
                        resources={"metadata": {"path": str(config.SOLUTIONS)}}).execute()
         return nb, time.perf_counter() - start
-    finally:
-        os.environ.pop(NBGRADER_ENV, None)
-        if saved is not None:
-            os.environ[NBGRADER_ENV] = saved
 
 
 def autograde_seconds(notebook, cases=None):

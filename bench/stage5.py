@@ -24,6 +24,7 @@ import nbformat
 from measure import autograde_seconds, cell_seconds, run_solution
 
 from grader import config
+from grader.training import NBGRADER_ENV
 
 NOTEBOOK = "05_training_and_diagnostics"
 SOLUTION = config.SOLUTIONS / f"{NOTEBOOK}.ipynb"
@@ -33,7 +34,7 @@ PART_A = ["setup", "data", "init", "forward", "answer_pieces", "answer_backward"
 
 def solution_namespace():
     """The solution's Part A definitions (data, forward, backward, train, steps), run here."""
-    os.environ.pop("NBGRADER_EXECUTION", None)
+    os.environ.pop(NBGRADER_ENV, None)
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source
              for c in nbformat.read(str(SOLUTION), as_version=4).cells if c.cell_type == "code"}
     ns = {}

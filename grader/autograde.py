@@ -32,7 +32,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from . import config
 from .collect import collect
 from .judge import EVENTS, cached_reference_answers, reference_cache
-from .nbgrading import add_source, course_config, nbgrader_api, write_nbgrader_config
+from .nbgrading import (add_source, course_config, nbgrader_api, sqlite_file,
+                        write_nbgrader_config)
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 STATUS_FILE = ".status.json"   # in the course folder: status and reason of every graded notebook
@@ -169,6 +170,7 @@ def _worker_init(course, db_url, protected, feedback, own_copy):
 
 
 def _worker_ready():
+    """A task that does nothing: submitting it makes the pool start a process now."""
     return os.getpid()
 
 
@@ -210,7 +212,7 @@ def start_workers(course, db_url, protected, jobs, feedback):
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init,
                                initargs=(str(course), db_url, protected, feedback,
-                                         db_url.startswith("sqlite:///")))
+                                         bool(sqlite_file(db_url))))
     for _ in range(jobs):
         pool.submit(_worker_ready)
     return pool
@@ -232,21 +234,21 @@ def grade_all(pool, jobs, course, db_url, protected, sources, submissions, noteb
         bar.write(f"{sub.student}: " + ", ".join(f"{r.notebook} {r.status}" for r in res),
                   file=sys.stdout)
 
-    cfg = course_config(course, db_url, protected=protected)
     if pool is None:
-        for source in sources:
+        cfg = course_config(course, db_url, protected=protected)
+        for source in sources:   # a solution failing its own tests stops the run here
             cached_reference_answers(source, cfg)
         _worker_init(course, db_url, protected, feedback, own_copy=False)
         for sub in submissions:
             done(sub, _worker_grade(sub, notebooks, out)[0])
         bar.close()
         return results
-    if db_url.startswith("sqlite:///"):
+    for gradebook in sqlite_file(db_url):
         copies = Path(course) / WORKERS_DIR
         shutil.rmtree(copies, ignore_errors=True)
         copies.mkdir()
         for i in range(jobs):
-            shutil.copy(db_url[len("sqlite:///"):], copies / f"copy-{i}.db")
+            shutil.copy(gradebook, copies / f"copy-{i}.db")
     # the slowest solutions first; a worker that needs one still running waits for it
     order = sorted(sources, key=lambda p: -p.stat().st_size)
     references = [pool.submit(_worker_reference, str(p)) for p in order]

@@ -44,7 +44,7 @@ def course_config(root, db_url=None, references=None, protected=()):
     home = Path.home()   # the grader's own secrets; kernels get a private HOME
     secrets = [home / name for name in (".pgpass", ".ssh", ".netrc", ".git-credentials",
                                         ".jupyter", ".local/share/jupyter/runtime")]
-    c.GuardedExecute.protected = sorted({str(root), str(config.REPO), *_sqlite_file(db_url),
+    c.GuardedExecute.protected = sorted({str(root), str(config.REPO), *sqlite_file(db_url),
                                          *map(str, secrets), *map(str, protected)})
     c.GuardedExecute.private_root = str(root / ".kernels")
     c.Autograde.sanitize_preprocessors = [
@@ -60,7 +60,8 @@ def course_config(root, db_url=None, references=None, protected=()):
     return c
 
 
-def _sqlite_file(db_url):
+def sqlite_file(db_url):
+    """[the gradebook file] if db_url names a SQLite gradebook, else []."""
     if db_url and db_url.startswith("sqlite:///"):
         return [str(Path(db_url[len("sqlite:///"):]).resolve())]
     return []
