@@ -10,7 +10,11 @@ Targets (issue: stages 3 and 4):
 * each notebook autogrades in well under 30 s.
 The functions timed are the solution notebooks' own answer cells. Each pair is timed side by
 side (calls interleaved) on one thread; absolute times drift on a shared machine, ratios less.
+The batchnorm pair is timed twice: with glibc's malloc as it behaves by default, where from
+n ~ 1024 the chain's many temporaries can cost page faults on every call (freed memory goes
+back to the system), and with freed memory kept, which times the arithmetic alone.
 """
+import ctypes
 import statistics
 import time
 
@@ -51,13 +55,24 @@ def side_by_side(a, b, repeats=REPEATS):
     return statistics.median(ta), statistics.median(tb)
 
 
-def batchnorm_figures(sizes=(32, 128, 1024, 4096), width=64):
+def keep_freed_memory():
+    """Make glibc keep freed memory (no trimming, no mmap per large block) in this process;
+    False where that is not possible (not glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3   # mallopt parameters, <malloc.h>
+    return bool(libc.mallopt(m_trim_threshold, 2**30) and libc.mallopt(m_mmap_threshold, 2**25))
+
+
+def batchnorm_figures(sizes=(32, 128, 1024, 4096), width=64, heap="default allocator"):
     fns = solution_functions(STAGE4, ["answer_batchnorm", "answer_steps"])
     fused, steps = fns["batchnorm_backward"], fns["batchnorm_backward_steps"]
     g = torch.Generator().manual_seed(config.SEED)
     gain = torch.randn(1, width, generator=g) * 0.1 + 1.0
     print(f"batchnorm backward, dhprebn from dhpreact [n, {width}], median of {REPEATS} calls, "
-          "one thread (target: fused >= 3x faster at n = 32 and 1024)")
+          f"one thread, {heap} (target: fused >= 3x faster at n = 32 and 1024)")
     for n in sizes:
         x = torch.randn(n, width, generator=g) * 3 + 1
         dy = torch.randn(n, width, generator=g)
@@ -104,6 +119,8 @@ def main():
     torch.set_num_threads(1)
     batchnorm_figures()
     cross_entropy_figures()
+    if keep_freed_memory():
+        batchnorm_figures(heap="freed memory kept")
     torch.set_num_threads(threads)
     autograde_times()
 

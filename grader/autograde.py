@@ -14,6 +14,7 @@ compute the reference answers, one solution notebook each, before they grade.
 OUT/course is the nbgrader course folder (source, submissions, gradebook, reference cache);
 keep it private: it holds the solutions.
 """
+import contextlib
 import csv
 import html
 import json
@@ -32,7 +33,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from . import config
 from .collect import collect
 from .judge import EVENTS, cached_reference_answers, reference_cache
-from .nbgrading import (add_source, course_config, nbgrader_api, sqlite_file,
+from .nbgrading import (copy_source, course_config, generate_source, nbgrader_api, sqlite_file,
                         write_nbgrader_config)
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
@@ -218,11 +219,29 @@ def start_workers(course, db_url, protected, jobs, feedback):
     return pool
 
 
-def grade_all(pool, jobs, course, db_url, protected, sources, submissions, notebooks, out,
-              progress=True, feedback=True):
-    """Results of every submission. With a pool (start_workers), the workers first compute
-    the reference answers, one notebook each, then grade students; the main process imports
-    each student's grades into the course gradebook as they arrive. Without, all runs here."""
+def start_references(pool, sources):
+    """Futures of the workers computing the reference answers, one solution each, the slowest
+    (largest) first; None without a pool."""
+    if pool is None:
+        return None
+    return [pool.submit(_worker_reference, str(p))
+            for p in sorted(sources, key=lambda p: -p.stat().st_size)]
+
+
+def heaviest_first(submissions, sources):
+    """Submissions ordered by the size of the solutions of the notebooks they hand in, largest
+    first, so that no long notebook is left to run alone at the end."""
+    size = {p.stem: p.stat().st_size for p in sources}
+    return sorted(submissions, key=lambda sub: -sum(
+        n for nb, n in size.items() if (sub.folder / f"{nb}.ipynb").is_file()))
+
+
+def grade_all(pool, jobs, course, db_url, protected, sources, references, submissions,
+              notebooks, out, progress=True, feedback=True):
+    """Results of every submission. With a pool (start_workers), the workers have been given
+    the reference answers to compute (start_references) and then grade students, heaviest
+    first; the main process imports each student's grades into the course gradebook as they
+    arrive. Without, all runs here."""
     from tqdm import tqdm
     results = []
     bar = tqdm(total=len(submissions), unit="student", desc="grading", file=sys.stderr,
@@ -249,23 +268,25 @@ def grade_all(pool, jobs, course, db_url, protected, sources, submissions, noteb
         copies.mkdir()
         for i in range(jobs):
             shutil.copy(gradebook, copies / f"copy-{i}.db")
-    # the slowest solutions first; a worker that needs one still running waits for it
-    order = sorted(sources, key=lambda p: -p.stat().st_size)
-    references = [pool.submit(_worker_reference, str(p)) for p in order]
-    futures = {pool.submit(_worker_grade, sub, notebooks, out): sub for sub in submissions}
+    # a worker that needs a reference still being computed waits for it (judge.py)
+    futures = {pool.submit(_worker_grade, sub, notebooks, out): sub
+               for sub in heaviest_first(submissions, sources)}
     for ref in references:
         ref.result()   # a solution failing its own tests stops the run (GradingError)
-    for future in as_completed(futures):
-        sub = futures[future]
-        try:
-            res, grades = future.result()
-        except Exception as e:   # the worker itself failed: this student only
-            res, grades = [Result(sub.student, nb, "failed",
-                                  f"grading process failed: {type(e).__name__}: {e}")
-                           for nb in notebooks], None
-        if grades:
-            import_grades(db_url, grades)
-        done(sub, res)
+    with contextlib.ExitStack() as stack:
+        gb = (stack.enter_context(Gradebook(db_url, config.COURSE_ID))
+              if sqlite_file(db_url) else None)   # the workers write PostgreSQL themselves
+        for future in as_completed(futures):
+            sub = futures[future]
+            try:
+                res, grades = future.result()
+            except Exception as e:   # the worker itself failed: this student only
+                res, grades = [Result(sub.student, nb, "failed",
+                                      f"grading process failed: {type(e).__name__}: {e}")
+                               for nb in notebooks], None
+            if grades:
+                import_grades(gb, grades)
+            done(sub, res)
     shutil.rmtree(Path(course) / WORKERS_DIR, ignore_errors=True)
     bar.close()
     return results
@@ -288,21 +309,23 @@ def export_grades(db_url, sid):
                               for nb in submission.notebooks}}
 
 
-def import_grades(db_url, grades):
-    """Write export_grades' data into a gradebook (manual scores there are kept)."""
+def import_grades(gb, grades):
+    """Write export_grades' data into the open Gradebook gb (manual scores there are kept)."""
     sid = grades["student"]
-    with Gradebook(db_url, config.COURSE_ID) as gb:
-        gb.update_or_create_student(sid, first_name=grades["first_name"],
-                                    last_name=grades["last_name"], email=grades["email"])
-        gb.update_or_create_submission(config.ASSIGNMENT, sid, timestamp=grades["timestamp"])
-        for nb, data in grades["notebooks"].items():
-            for name, score in data["grades"].items():
-                target = gb.find_grade(name, nb, config.ASSIGNMENT, sid)
-                target.auto_score = score
-                target.needs_manual_grade = target.manual_score is not None or score is None
-            for name, comment in data["comments"].items():
-                gb.find_comment(name, nb, config.ASSIGNMENT, sid).auto_comment = comment
-        gb.db.commit()
+    gb.update_or_create_student(sid, first_name=grades["first_name"],
+                                last_name=grades["last_name"], email=grades["email"])
+    gb.update_or_create_submission(config.ASSIGNMENT, sid, timestamp=grades["timestamp"])
+    for nb, data in grades["notebooks"].items():
+        notebook = gb.find_submission_notebook(nb, config.ASSIGNMENT, sid)
+        targets = {g.name: g for g in notebook.grades}
+        for name, score in data["grades"].items():
+            targets[name].auto_score = score
+            targets[name].needs_manual_grade = targets[name].manual_score is not None \
+                or score is None
+        comments = {c.name: c for c in notebook.comments}
+        for name, comment in data["comments"].items():
+            comments[name].auto_comment = comment
+    gb.db.commit()
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -318,23 +341,27 @@ def score_rows(db_url, results, cells):
     """One row per graded cell: student, notebook, cell, score, max_score."""
     rows = []
     with Gradebook(db_url, config.COURSE_ID) as gb:
+        max_scores = {nb: {c.name: c.max_score
+                           for c in gb.find_notebook(nb, config.ASSIGNMENT).grade_cells}
+                      for nb in cells}
         for r in results:
             if r.notebook not in cells:
                 continue
+            grades = {}
+            if r.status == "graded":
+                try:
+                    grades = {g.name: g for g in gb.find_submission_notebook(
+                        r.notebook, config.ASSIGNMENT, r.student).grades}
+                except MissingEntry:
+                    pass
             for cell in cells[r.notebook]:
-                max_score = gb.find_grade_cell(cell, r.notebook, config.ASSIGNMENT).max_score
-                score = 0.0
-                if r.status == "graded":
-                    try:
-                        grade = gb.find_grade(cell, r.notebook, config.ASSIGNMENT, r.student)
-                    except MissingEntry:
-                        grade = None
-                    if grade is not None and (grade.auto_score, grade.manual_score) == (None, None):
-                        score = ""   # waits for manual grading
-                    elif grade is not None:
-                        score = grade.score
+                grade, score = grades.get(cell), 0.0
+                if grade is not None and (grade.auto_score, grade.manual_score) == (None, None):
+                    score = ""   # waits for manual grading
+                elif grade is not None:
+                    score = grade.score
                 rows.append({"student": r.student, "notebook": r.notebook, "cell": cell,
-                             "score": score, "max_score": max_score})
+                             "score": score, "max_score": max_scores[r.notebook][cell]})
     return rows
 
 
@@ -391,13 +418,15 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(submissions)))
     pool = start_workers(course, db_url, protected, jobs, feedback) if jobs > 1 else None
     try:
-        sources = add_source(course, nbgrader_api(course, given_db, protected=protected))
+        sources = copy_source(course)
+        references = start_references(pool, sources)   # while nbgrader generates the source
+        generate_source(course, nbgrader_api(course, given_db, protected=protected))
         write_nbgrader_config(course, given_db, protected)
-        results = grade_all(pool, jobs, course, db_url, protected, sources, submissions,
-                            notebooks, out, progress, feedback)
+        results = grade_all(pool, jobs, course, db_url, protected, sources, references,
+                            submissions, notebooks, out, progress, feedback)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        if pool is not None:   # idle workers exit while the outputs are written
+            pool.shutdown(wait=False, cancel_futures=True)
     known = _load_status(course)
     known.update({(r.student, r.notebook): r for r in results})
     _save_status(course, known)

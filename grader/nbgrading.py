@@ -5,7 +5,9 @@ import sys
 import warnings
 from pathlib import Path
 
+import jinja2
 import nbformat
+from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
@@ -22,6 +24,32 @@ from .site import without_outputs_record
 
 # nbgrader's gradebook code triggers SQLAlchemy session notices that are not problems
 warnings.filterwarnings("ignore", module="nbgrader")
+
+
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled Jinja templates kept in memory (keyed by name and source checksum)."""
+
+    def __init__(self):
+        self.code = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbgrader's feedback HTML, with the templates compiled once per process instead of once
+    per student (nbgrader makes a new exporter for every generate_feedback call)."""
+
+    compiled = _CompiledTemplates()
+
+    def _create_environment(self):
+        environment = super()._create_environment()
+        environment.bytecode_cache = self.compiled
+        return environment
 
 
 def course_config(root, db_url=None, references=None, protected=()):
@@ -56,6 +84,7 @@ def course_config(root, db_url=None, references=None, protected=()):
         AssignLatePenalties, CheckCellMetadata]
     # feedback shows each result and its hint, never the hidden test code (nbgrader #917)
     c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.exporter_class = FeedbackExporter
     c.ClearHiddenTests.enforce_metadata = False
     return c
 
@@ -96,8 +125,8 @@ def checked(result, what):
     return result.get("log", "")
 
 
-def add_source(root, api=None):
-    """Copy solutions/ into the course as the assignment's source and generate it (gradebook)."""
+def copy_source(root):
+    """Copy solutions/ into the course as the assignment's source; the copied notebooks."""
     source = Path(root) / "source" / config.ASSIGNMENT
     if source.exists():
         shutil.rmtree(source)
@@ -106,6 +135,17 @@ def add_source(root, api=None):
         # solutions/ stores outputs for readers; the record of their code stays out of the release
         nbformat.write(without_outputs_record(nbformat.read(str(nb), as_version=4)),
                        str(source / nb.name))
+    return sorted(source.glob("*.ipynb"))
+
+
+def generate_source(root, api=None):
+    """nbgrader generate_assignment of the copied source (the release and the gradebook)."""
     api = api or nbgrader_api(root)
     checked(api.generate_assignment(config.ASSIGNMENT), "nbgrader generate_assignment")
-    return sorted(source.glob("*.ipynb"))
+
+
+def add_source(root, api=None):
+    """copy_source, then generate_source: the course ready to release or grade."""
+    sources = copy_source(root)
+    generate_source(root, api)
+    return sources
