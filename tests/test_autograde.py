@@ -1,4 +1,6 @@
 """Grading crafted submissions: credit where it is due, nothing where it is not."""
+import re
+
 import pytest
 
 from conftest import grader, read_csv
@@ -53,6 +55,7 @@ def test_feedback_shows_results_not_hidden_tests(graded):
         assert "BEGIN HIDDEN TESTS" not in text and "carry=True)" not in text, page
     wrong = (graded / "feedback" / "shape_64" / "02_backprop_step_by_step.html").read_text()
     assert "shape [64] but [1, 64] expected" in wrong
+    assert re.search(r"Score: 0\.0 / 1\.0", wrong), "not nbgrader's feedback template (scores)"
 
 
 def test_missing_submissions_folder_is_a_clear_error(tmp_path):
