@@ -262,20 +262,19 @@ def grade_all(pool, jobs, course, db_url, protected, sources, references, submis
             done(sub, _worker_grade(sub, notebooks, out)[0])
         bar.close()
         return results
-    for gradebook in sqlite_file(db_url):
-        copies = Path(course) / WORKERS_DIR
+    sqlite, copies = sqlite_file(db_url), Path(course) / WORKERS_DIR
+    if sqlite:   # a copy per worker (PostgreSQL: the workers write there themselves)
         shutil.rmtree(copies, ignore_errors=True)
         copies.mkdir()
         for i in range(jobs):
-            shutil.copy(gradebook, copies / f"copy-{i}.db")
+            shutil.copy(sqlite[0], copies / f"copy-{i}.db")
     # a worker that needs a reference still being computed waits for it (judge.py)
     futures = {pool.submit(_worker_grade, sub, notebooks, out): sub
                for sub in heaviest_first(submissions, sources)}
     for ref in references:
         ref.result()   # a solution failing its own tests stops the run (GradingError)
     with contextlib.ExitStack() as stack:
-        gb = (stack.enter_context(Gradebook(db_url, config.COURSE_ID))
-              if sqlite_file(db_url) else None)   # the workers write PostgreSQL themselves
+        gb = stack.enter_context(Gradebook(db_url, config.COURSE_ID)) if sqlite else None
         for future in as_completed(futures):
             sub = futures[future]
             try:
@@ -287,7 +286,7 @@ def grade_all(pool, jobs, course, db_url, protected, sources, references, submis
             if grades:
                 import_grades(gb, grades)
             done(sub, res)
-    shutil.rmtree(Path(course) / WORKERS_DIR, ignore_errors=True)
+    shutil.rmtree(copies, ignore_errors=True)
     bar.close()
     return results
 
