@@ -1,6 +1,8 @@
-"""What several bench scripts measure the same way: how long a notebook's cells ran, and how
-long nbgrader takes to autograde crafted submissions of one notebook."""
+"""What several bench scripts measure the same way: how long a notebook's cells ran, how long
+nbgrader takes to autograde crafted submissions of one notebook, and the cost of pieces of code
+timed side by side."""
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -19,6 +21,26 @@ from grader.autograde import Submission, grade_student  # noqa: E402
 from grader.judge import reference_answers  # noqa: E402
 from grader.training import NBGRADER_ENV  # noqa: E402
 from grader.nbgrading import add_source, course_config, nbgrader_api  # noqa: E402
+
+
+def alternating_blocks(blocks, rounds):
+    """{name: (CPU s, wall s) per unit of work}, medians over `rounds` blocks of each name.
+
+    blocks: {name: (run, units)}, where run() does `units` units of work (calls, steps). The
+    blocks of all names alternate, so that other work on this shared machine affects them
+    alike; each block runs its own code many times in a row, so each is timed in its own steady
+    state (caches, allocator), as timeit would. CPU time is this thread's: time the machine
+    gave to other processes does not count.
+    """
+    cpu = {name: [] for name in blocks}
+    wall = {name: [] for name in blocks}
+    for _ in range(rounds):
+        for name, (run, units) in blocks.items():
+            c0, w0 = time.thread_time(), time.perf_counter()
+            run()
+            cpu[name].append((time.thread_time() - c0) / units)
+            wall[name].append((time.perf_counter() - w0) / units)
+    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in blocks}
 
 
 def cell_seconds(cell):

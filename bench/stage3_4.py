@@ -4,31 +4,33 @@
 
 Targets (issue: stages 3 and 4):
 * the fused batchnorm backward at least 3x faster than stage 2's step-by-step chain, at n = 32
-  and n = 1024, median of >= 50 repeats each;
+  and n = 1024, median of >= 50 repeats each. Both compute batchnorm's three gradients
+  (dhprebn, dbngain, dbnbias);
 * the fused cross-entropy backward against F.cross_entropy's forward plus autograd's backward:
   the ratio, printed;
 * each notebook autogrades in well under 30 s.
 The functions timed are the solution notebooks' own answer cells. Each pair is timed side by
-side (calls interleaved) on one thread; absolute times drift on a shared machine, ratios less.
-The batchnorm pair is timed twice: with glibc's malloc as it behaves by default, where from
-n ~ 1024 the chain's many temporaries can cost page faults on every call (freed memory goes
-back to the system), and with freed memory kept, which times the arithmetic alone.
+side on one thread: blocks of 20 calls of each function alternate, 100 blocks each, and the
+figures are medians over the blocks of this thread's CPU time per call (wall time drifts more
+on a shared machine; its ratio is printed too). The batchnorm pair is timed twice: with glibc's
+malloc as it behaves by default, where from n ~ 1024 the chain's many temporaries can cost
+page faults on every call (freed memory goes back to the system), and with freed memory kept,
+which times the arithmetic alone.
 """
 import ctypes
-import statistics
-import time
+import functools
 
 import nbformat
 import torch
 import torch.nn.functional as F
 
-from measure import autograde_seconds
+from measure import alternating_blocks, autograde_seconds
 
 from grader import config
 from grader.mlp import batchnorm
 
 STAGE3, STAGE4 = "03_fused_cross_entropy", "04_fused_batchnorm"
-REPEATS = 200
+CALLS, BLOCKS = 20, 100   # each figure: the median over 100 blocks of 20 calls
 
 
 def solution_functions(notebook, answer_ids):
@@ -41,18 +43,17 @@ def solution_functions(notebook, answer_ids):
     return namespace
 
 
-def side_by_side(a, b, repeats=REPEATS):
-    """Median seconds of a() and of b(), calls interleaved so both see the same machine load."""
-    a(), b()   # warm-up
-    ta, tb = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a()
-        ta.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        b()
-        tb.append(time.perf_counter() - start)
-    return statistics.median(ta), statistics.median(tb)
+def calls(fn, k):
+    for _ in range(k):
+        fn()
+
+
+def side_by_side(fns):
+    """{name: (CPU s, wall s) per call} of the functions in fns, timed in alternating blocks."""
+    for fn in fns.values():
+        fn()   # warm-up
+    return alternating_blocks({name: (functools.partial(calls, fn, CALLS), CALLS)
+                               for name, fn in fns.items()}, BLOCKS)
 
 
 def keep_freed_memory():
@@ -71,26 +72,32 @@ def batchnorm_figures(sizes=(32, 128, 1024, 4096), width=64, heap="default alloc
     fused, steps = fns["batchnorm_backward"], fns["batchnorm_backward_steps"]
     g = torch.Generator().manual_seed(config.SEED)
     gain = torch.randn(1, width, generator=g) * 0.1 + 1.0
-    print(f"batchnorm backward, dhprebn from dhpreact [n, {width}], median of {REPEATS} calls, "
-          f"one thread, {heap} (target: fused >= 3x faster at n = 32 and 1024)")
+    print(f"batchnorm backward, (dhprebn, dbngain, dbnbias) from dhpreact [n, {width}], "
+          f"median of {BLOCKS} blocks of {CALLS} calls, one thread, {heap} "
+          "(target: fused >= 3x faster at n = 32 and 1024)")
     for n in sizes:
         x = torch.randn(n, width, generator=g) * 3 + 1
         dy = torch.randn(n, width, generator=g)
         bn = batchnorm(x, gain, torch.zeros_like(gain))
-        chain = lambda: steps(dy, gain, x, bn.bndiff, bn.bndiff2, bn.bnvar, bn.bnvar_inv)  # noqa: E731
+        chain = lambda: steps(dy, gain, bn.bnraw, x, bn.bndiff, bn.bndiff2, bn.bnvar,  # noqa: E731
+                              bn.bnvar_inv)
         one = lambda: fused(dy, gain, bn.bnraw, bn.bnvar_inv)  # noqa: E731
-        assert torch.allclose(one(), chain(), rtol=1e-4, atol=1e-6)
-        t_chain, t_fused = side_by_side(chain, one)
-        verdict = "" if n not in (32, 1024) else ("  meets 3x" if t_chain >= 3 * t_fused
+        for a, b in zip(one(), chain(), strict=True):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+        t = side_by_side({"chain": chain, "fused": one})
+        (c_chain, w_chain), (c_fused, w_fused) = t["chain"], t["fused"]
+        verdict = "" if n not in (32, 1024) else ("  meets 3x" if c_chain >= 3 * c_fused
                                                  else "  BELOW 3x")
-        print(f"  n={n:5d}: step by step {t_chain * 1e6:8.1f} us, fused {t_fused * 1e6:7.1f} us, "
-              f"fused {t_chain / t_fused:4.2f}x faster{verdict}")
+        print(f"  n={n:5d}: step by step {c_chain * 1e6:8.1f} us, fused {c_fused * 1e6:7.1f} us "
+              f"CPU: fused {c_chain / c_fused:4.2f}x faster (wall {w_chain / w_fused:4.2f}x)"
+              f"{verdict}")
 
 
 def cross_entropy_figures(sizes=(32, 1024, 4096), classes=27):
     fused = solution_functions(STAGE3, ["answer_cross_entropy"])["cross_entropy_backward"]
     g = torch.Generator().manual_seed(config.SEED)
-    print(f"cross-entropy backward, dlogits [n, {classes}], median of {REPEATS} calls, one thread")
+    print(f"cross-entropy backward, dlogits [n, {classes}], median of {BLOCKS} blocks of {CALLS} "
+          "calls, one thread")
     for n in sizes:
         logits = torch.randn(n, classes, generator=g) * 2
         Y = torch.randint(0, classes, (n,), generator=g)
@@ -101,9 +108,11 @@ def cross_entropy_figures(sizes=(32, 1024, 4096), classes=27):
             F.cross_entropy(leaf, Y).backward()
 
         assert torch.allclose(fused(logits, Y), (autograd(), leaf.grad)[1], rtol=1e-4, atol=1e-7)
-        t_auto, t_fused = side_by_side(autograd, lambda: fused(logits, Y))
-        print(f"  n={n:5d}: F.cross_entropy + backward {t_auto * 1e6:7.1f} us, "
-              f"fused {t_fused * 1e6:6.1f} us, ratio (autograd / fused) {t_auto / t_fused:4.2f}")
+        t = side_by_side({"autograd": autograd, "fused": lambda: fused(logits, Y)})
+        (c_auto, w_auto), (c_fused, w_fused) = t["autograd"], t["fused"]
+        print(f"  n={n:5d}: F.cross_entropy + backward {c_auto * 1e6:7.1f} us, "
+              f"fused {c_fused * 1e6:6.1f} us CPU, ratio (autograd / fused) "
+              f"{c_auto / c_fused:4.2f} (wall {w_auto / w_fused:4.2f})")
 
 
 def autograde_times():

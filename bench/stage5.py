@@ -15,13 +15,13 @@ are CPU time of this (single) thread, in blocks of steps that alternate between 
 so that other work on the shared machine affects them alike; wall times are printed too.
 """
 import argparse
+import functools
 import os
-import statistics
 import time
 
 import nbformat
 
-from measure import autograde_seconds, cell_seconds, run_solution
+from measure import alternating_blocks, autograde_seconds, cell_seconds, run_solution
 
 from grader import config
 from grader.training import NBGRADER_ENV
@@ -86,25 +86,18 @@ def lecture_step_double_loop(parameters, Xb, Yb, lr):
 '''
 
 
-def step_costs(ns, variants, block=100, rounds=30):
-    """{variant: (CPU s/step, wall s/step)}: medians over alternating blocks of `block` steps."""
+def step_costs(ns, variants, rounds=30):
+    """{variant: (CPU s/step, wall s/step)}: medians over alternating blocks of training steps.
+
+    variants: {name: (step function, steps per block)}."""
     torch = ns["torch"]
-    state = {}
-    for name, (step, steps_per_block) in variants.items():
+    blocks = {}
+    for name, (step, k) in variants.items():
         params = ns["make_parameters"](torch.Generator().manual_seed(config.SEED))
         g = torch.Generator().manual_seed(config.SEED + 1)
-        state[name] = (params, g, step, steps_per_block)
-        ns["train"](params, 3 * steps_per_block, state[name][1], step, progress=False)  # warm-up
-    cpu = {name: [] for name in variants}
-    wall = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, (params, g, step, k) in state.items():
-            c0, w0 = time.thread_time(), time.perf_counter()
-            ns["train"](params, k, g, step, progress=False)
-            cpu[name].append((time.thread_time() - c0) / k)
-            wall[name].append((time.perf_counter() - w0) / k)
-    return {name: (statistics.median(cpu[name]), statistics.median(wall[name]))
-            for name in variants}
+        ns["train"](params, 3 * k, g, step, progress=False)  # warm-up
+        blocks[name] = (functools.partial(ns["train"], params, k, g, step, progress=False), k)
+    return alternating_blocks(blocks, rounds)
 
 
 def full_training(ns, step, max_steps):

@@ -16,7 +16,9 @@ def cross_entropy_backward(logits, Y):
 BIASED_BATCHNORM = RIGHT_CROSS_ENTROPY + '''
 def batchnorm_backward(dhpreact, bngain, bnraw, bnvar_inv):
     n = dhpreact.shape[0]
-    return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - bnraw*(dhpreact*bnraw).sum(0))
+    dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
+    dbnbias = dhpreact.sum(0, keepdim=True)
+    return bngain*bnvar_inv/n * (n*dhpreact - dbnbias - bnraw*dbngain), dbngain, dbnbias
 '''
 
 SATURATION_WITHOUT_ABS = '''
@@ -51,9 +53,7 @@ def backward(parameters, cache, Xb, Yb):
     dW2 = cache.h.T @ dlogits
     db2 = dlogits.sum(0)
     dhpreact = (1.0 - cache.h**2) * dh
-    dbngain = (cache.bnraw * dhpreact).sum(0, keepdim=True)
-    dbnbias = dhpreact.sum(0, keepdim=True)
-    dhprebn = batchnorm_backward(dhpreact, bngain, cache.bnraw, cache.bnvar_inv)
+    dhprebn, dbngain, dbnbias = batchnorm_backward(dhpreact, bngain, cache.bnraw, cache.bnvar_inv)
     dembcat = dhprebn @ W1.T
     dW1 = cache.embcat.T @ dhprebn
     db1 = dhprebn.sum(0)

@@ -20,7 +20,13 @@ def ce(body):
     return {"answer_cross_entropy": function("cross_entropy_backward", "logits, Y", body)}
 
 
-def bn(body):
+def bn(body, parameter_gradients=True):
+    """A batchnorm_backward whose dhprebn is what body returns; with parameter_gradients, it
+    returns stage 2's dbngain and dbnbias beside it, as the notebook asks."""
+    if parameter_gradients:
+        head, _, expression = body.rpartition("return ")
+        body = (f"{head}return ({expression}), (bnraw * dhpreact).sum(0, keepdim=True), "
+                "dhpreact.sum(0, keepdim=True)")
     return {"answer_batchnorm": function("batchnorm_backward",
                                          "dhpreact, bngain, bnraw, bnvar_inv", body)}
 
@@ -71,6 +77,34 @@ return d / logits.shape[0]""", {"check_float64"}),
     "flips the sign": ("return (F.one_hot(Y, logits.shape[1]) - F.softmax(logits, 1)) / len(Y)",
                        {"check_lecture", "check_mean", "check_batch_sizes", "check_classes",
                         "check_float64", "check_large_logits"}),
+}
+
+BN_EQUIVALENT_WHOLE = {
+    "the sums once, as dbnbias and dbngain": """n = dhpreact.shape[0]
+dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
+dbnbias = dhpreact.sum(0, keepdim=True)
+return bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain), dbngain, dbnbias""",
+    "a list in float64 sums": """n = dhpreact.shape[0]
+dbngain = (bnraw.double() * dhpreact.double()).sum(0, keepdim=True)
+dbnbias = dhpreact.double().sum(0, keepdim=True)
+dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias.to(dhpreact.dtype) - n/(n-1)*bnraw*dbngain.to(dhpreact.dtype))
+return [dhprebn, dbngain.to(dhpreact.dtype), dbnbias.to(dhpreact.dtype)]""",
+}
+
+BN_FLAWED_WHOLE = {
+    "returns dhprebn alone": ("""n = dhpreact.shape[0]
+return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))""",
+                              {"check_lecture"}),
+    "parameter gradients without keepdim": ("""n = dhpreact.shape[0]
+dbngain = (bnraw * dhpreact).sum(0)
+dbnbias = dhpreact.sum(0)
+return bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain), dbngain, dbnbias""",
+                                            {"check_lecture"}),
+    "swaps dbngain and dbnbias": ("""n = dhpreact.shape[0]
+dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
+dbnbias = dhpreact.sum(0, keepdim=True)
+return bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain), dbnbias, dbngain""",
+                                  {"check_lecture"}),
 }
 
 BN_EQUIVALENT = {
@@ -151,3 +185,22 @@ def test_equivalent_batchnorm_formula_earns_every_point(reference4, name):
 def test_batchnorm_flaw_loses_exactly_its_cells(reference4, name):
     body, lost = BN_FLAWED[name]
     assert set(lost_cells(reference4, reports(STAGE4, bn(body)))) == lost
+
+
+@pytest.mark.parametrize("name", BN_EQUIVALENT_WHOLE)
+def test_equivalent_batchnorm_function_earns_every_point(reference4, name):
+    answer = bn(BN_EQUIVALENT_WHOLE[name], parameter_gradients=False)
+    assert lost_cells(reference4, reports(STAGE4, answer)) == {}
+
+
+@pytest.mark.parametrize("name", BN_FLAWED_WHOLE)
+def test_batchnorm_function_flaw_loses_exactly_its_cells(reference4, name):
+    body, lost = BN_FLAWED_WHOLE[name]
+    answer = reports(STAGE4, bn(body, parameter_gradients=False))
+    assert set(lost_cells(reference4, answer)) == lost
+
+
+def test_lone_dhprebn_is_told_to_return_three_gradients(reference4):
+    body, _ = BN_FLAWED_WHOLE["returns dhprebn alone"]
+    answer = reports(STAGE4, bn(body, parameter_gradients=False))
+    assert "must return three gradients" in answer["check_lecture"]["<error>"]
