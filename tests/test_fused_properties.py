@@ -84,7 +84,7 @@ BN_EQUIVALENT_WHOLE = {
 dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
 dbnbias = dhpreact.sum(0, keepdim=True)
 return bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain), dbngain, dbnbias""",
-    "a list in float64 sums": """n = dhpreact.shape[0]
+    "a list, with the sums in float64": """n = dhpreact.shape[0]
 dbngain = (bnraw.double() * dhpreact.double()).sum(0, keepdim=True)
 dbnbias = dhpreact.double().sum(0, keepdim=True)
 dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias.to(dhpreact.dtype) - n/(n-1)*bnraw*dbngain.to(dhpreact.dtype))
