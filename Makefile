@@ -1,15 +1,18 @@
 # make lab: set up and open the course in JupyterLab.   make test: set up and run the tests.
 # make site: the reading version (site/).   make execute: re-run solutions/, storing outputs.
 PY := .venv/bin/python
+# the venv is set up when this stamp is newer than the requirements (not .venv/bin/python: a
+# symlink to the system interpreter, which `touch` would follow)
+VENV := .venv/.installed
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: lab test release check bench site execute
 
-$(PY): requirements.txt pyproject.toml
+$(VENV): requirements.txt pyproject.toml
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	touch $(PY)
+	touch $(VENV)
 
 # The one way the course starts, for students and for tests/test_browser.py:
 #   make lab LAB_ARGS="--no-browser --port=8899"    JupyterLab options (headless, port, token...)
@@ -18,25 +21,25 @@ LAB_DIR ?= notebooks
 LAB_ARGS ?=
 # JupyterLab refuses to start as root (containers, CI images) unless told to
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
-lab: $(PY)
+lab: $(VENV)
 	$(PY) -m jupyter lab --notebook-dir="$(LAB_DIR)" $(LAB_ROOT) $(LAB_ARGS)
 
-test: $(PY)
+test: $(VENV)
 	$(PY) -m pytest
 
-release: $(PY)
+release: $(VENV)
 	$(PY) -m grader release
 
-check: $(PY)
+check: $(VENV)
 	$(PY) -m grader release --check
 
-bench: $(PY)
-	for f in bench/stage*.py bench/class_grading.py; do $(PY) $$f || exit 1; done
+bench: $(VENV)
+	for f in bench/stage*.py bench/policy.py bench/class_grading.py; do $(PY) $$f || exit 1; done
 
 # the reading version: static pages of the solutions with their stored outputs (no execution)
-site: $(PY)
+site: $(VENV)
 	$(PY) -m grader site --out site
 
 # re-run every solution notebook, storing its outputs (after changing a solution)
-execute: $(PY)
+execute: $(VENV)
 	$(PY) -m grader execute

@@ -66,11 +66,12 @@ def cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_grader(subs, out, jobs, feedback):
+def run_grader(subs, out, jobs, feedback, sandbox=True):
     start = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
                           str(out), "--jobs", str(jobs), "--quiet",
-                          *([] if feedback else ["--no-feedback"])], cwd=REPO, env=ENV,
+                          *([] if feedback else ["--no-feedback"]),
+                          *([] if sandbox else ["--no-sandbox"])], cwd=REPO, env=ENV,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     return time.perf_counter() - start
@@ -119,6 +120,9 @@ def main():
         full = run_grader(tmp / "subs", tmp / "parallel_feedback", args.jobs, feedback=True)
         loads.append(os.getloadavg()[0])
         used.append(cpu())
+        unsandboxed = run_grader(tmp / "subs", tmp / "unsandboxed", args.jobs, feedback=False,
+                                 sandbox=False)
+        loads.append(os.getloadavg()[0])
         a = scores(f"sqlite:///{tmp / 'parallel' / 'course' / 'gradebook.db'}")
         b = scores(f"sqlite:///{tmp / 'sequential' / 'course' / 'gradebook.db'}")
         c = scores(f"sqlite:///{tmp / 'parallel_feedback' / 'course' / 'gradebook.db'}")
@@ -133,6 +137,8 @@ def main():
     print(f"python -m grader autograde --jobs {args.jobs} --no-feedback:  {scores_only:6.1f} s")
     print(f"nbgrader autograde, sequential:                   {sequential:6.1f} s   "
           f"speed-up {sequential / scores_only:.2f}x (target >= 1.8x)")
+    print(f"the same without the sandbox (--no-sandbox):     {unsandboxed:6.1f} s   "
+          f"the sandbox costs {scores_only / unsandboxed - 1:+.1%} (target <= +10%)")
     print(f"python -m grader autograde --jobs {args.jobs} (+ feedback, report): {full:6.1f} s")
     print(f"nbgrader autograde + generate_feedback:           {with_feedback:6.1f} s   "
           f"speed-up {with_feedback / full:.2f}x")

@@ -20,23 +20,23 @@ import html
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import config
-from .collect import collect
-from .judge import EVENTS, cached_reference_answers, reference_cache
+from . import GradingError, config
+from .collect import STUDENT_ID, collect
+from .judge import cached_reference_answers, reference_cache
+from .preprocessors.events import EVENTS, FAULTS
 from .nbgrading import (copy_source, course_config, generate_source, nbgrader_api, sqlite_file,
                         write_nbgrader_config)
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 STATUS_FILE = ".status.json"   # in the course folder: status and reason of every graded notebook
 
 
@@ -45,7 +45,7 @@ class Result:
     """How one student's notebook fared: graded, or why not."""
     student: str
     notebook: str
-    status: str            # graded | missing | malformed | failed
+    status: str            # graded | missing | malformed | failed | error (the grader's fault)
     reason: str = ""
 
 
@@ -67,22 +67,46 @@ def readable(path):
 
 
 def inspect(submission, notebooks):
-    """{notebook: path} of the notebooks to grade, and Results for those that cannot be."""
+    """{notebook: path} of the notebooks to grade, and Results for those that cannot be.
+
+    Symbolic links are never followed: a linked notebook is not graded, a linked folder is not
+    looked into, and every link is listed in the notes."""
     folder, sid = submission.folder, submission.student
-    files = sorted(p for p in folder.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    notes = list(submission.notes)
+    if folder.is_symlink():
+        return {}, [Result(sid, nb, "missing", f"the folder {folder.name} is a symbolic link: "
+                           "not graded") for nb in notebooks], notes
+    files, links = [], []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in sorted(dirs + names):
+            path = here / name
+            if name.startswith("."):
+                continue
+            if path.is_symlink():
+                links.append(path.relative_to(folder).as_posix())
+            elif name in names and path.is_file():
+                files.append(path)
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]   # never walked
+    files.sort()
+    links.sort()
     expected = {f"{nb}.ipynb" for nb in notebooks}
     found = [p for p in files if p.parent == folder and p.name in expected]
     others = [p.relative_to(folder).as_posix() for p in files if p not in found]
     stray = [o for o in others if o.endswith(".ipynb")]
-    notes = list(submission.notes)
     if [o for o in others if not o.endswith(".ipynb")]:
         extra = ", ".join(o for o in others if not o.endswith(".ipynb"))
         notes.append("ignored extra files: " + extra)
+    if links:
+        notes.append("ignored symbolic links: " + ", ".join(links))
     present, results = {}, []
     for nb in notebooks:
         path = folder / f"{nb}.ipynb"
-        if path not in found:
+        if path.name in links:
+            results.append(Result(sid, nb, "missing", f"{nb}.ipynb is a symbolic link: "
+                                  "not graded"))
+        elif path not in found:
             why = f"no {nb}.ipynb in the submission"
             if stray:
                 why += f" (found instead: {', '.join(stray)})"
@@ -115,17 +139,22 @@ def grade_student(api, course, submission, notebooks, feedback=None):
         shutil.copy(path, submitted / path.name)
     for nb in present:
         EVENTS.pop((sid, nb), None)
+        FAULTS.pop((sid, nb), None)
         api.coursedir.notebook_id = nb
         try:
             outcome = api.autograde(config.ASSIGNMENT, sid)
         finally:
             api.coursedir.notebook_id = "*"
         events = EVENTS.pop((sid, nb), [])
-        if outcome["success"]:
+        if (sid, nb) in FAULTS:   # the grader's failure: not scored, graded again on a re-run
+            results.append(Result(sid, nb, "error", _join(FAULTS.pop((sid, nb)), *events)))
+        elif outcome["success"]:
             results.append(Result(sid, nb, "graded", _join(*events)))
         else:
             results.append(Result(sid, nb, "failed", _join(*events, _last_error(outcome))))
     results.sort(key=lambda r: notebooks.index(r.notebook))
+    if os.environ.get(config.NO_SANDBOX_ENV):
+        notes.append("graded without the sandbox (--no-sandbox)")
     for r in results:
         r.reason = _join(r.reason, *notes)
     if feedback is not None:
@@ -161,6 +190,7 @@ def write_feedback(api, course, out, sid, results):
 
 _WORKER = {}
 WORKERS_DIR = ".workers"   # in the course folder: the workers' gradebook copies
+WORKER_POOL_TRIES = 3      # pools started in all when grading processes die
 
 
 def _worker_init(course, db_url, protected, feedback, own_copy):
@@ -263,29 +293,47 @@ def grade_all(pool, jobs, course, db_url, protected, sources, references, submis
         bar.close()
         return results
     sqlite, copies = sqlite_file(db_url), Path(course) / WORKERS_DIR
-    if sqlite:   # a copy per worker (PostgreSQL: the workers write there themselves)
-        shutil.rmtree(copies, ignore_errors=True)
-        copies.mkdir()
-        for i in range(jobs):
-            shutil.copy(sqlite[0], copies / f"copy-{i}.db")
-    # a worker that needs a reference still being computed waits for it (judge.py)
-    futures = {pool.submit(_worker_grade, sub, notebooks, out): sub
-               for sub in heaviest_first(submissions, sources)}
-    for ref in references:
-        ref.result()   # a solution failing its own tests stops the run (GradingError)
+    pending, pools = heaviest_first(submissions, sources), [pool]
     with contextlib.ExitStack() as stack:
         gb = stack.enter_context(Gradebook(db_url, config.COURSE_ID)) if sqlite else None
-        for future in as_completed(futures):
-            sub = futures[future]
-            try:
-                res, grades = future.result()
-            except Exception as e:   # the worker itself failed: this student only
-                res, grades = [Result(sub.student, nb, "failed",
-                                      f"grading process failed: {type(e).__name__}: {e}")
-                               for nb in notebooks], None
-            if grades:
-                import_grades(gb, grades)
-            done(sub, res)
+        for attempt in range(WORKER_POOL_TRIES):
+            if attempt:   # a worker died: a fresh pool grades the students it had again
+                pools.append(start_workers(course, db_url, protected, jobs, feedback))
+            if sqlite:   # a copy per worker (PostgreSQL: the workers write there themselves)
+                shutil.rmtree(copies, ignore_errors=True)
+                copies.mkdir()
+                for i in range(jobs):
+                    shutil.copy(sqlite[0], copies / f"copy-{i}.db")
+            # a worker that needs a reference still being computed waits for it (judge.py)
+            futures = {pools[-1].submit(_worker_grade, sub, notebooks, out): sub
+                       for sub in pending}
+            for ref in references if attempt == 0 else ():
+                ref.result()   # a solution failing its own tests stops the run (GradingError)
+            lost = []
+            for future in as_completed(futures):
+                sub = futures[future]
+                try:
+                    res, grades = future.result()
+                except BrokenProcessPool:   # not this student's doing: graded again
+                    lost.append(sub)
+                    continue
+                except Exception as e:   # the grader failed on this student only
+                    res, grades = [Result(sub.student, nb, "error",
+                                          f"grading process failed: {type(e).__name__}: {e}")
+                                   for nb in notebooks], None
+                if grades:
+                    import_grades(gb, grades)
+                done(sub, res)
+            pools[-1].shutdown(wait=False, cancel_futures=True)
+            pending = lost
+            if not pending:
+                break
+            bar.write(f"a grading process died; grading {len(pending)} students again",
+                      file=sys.stderr)
+        for sub in pending:   # the pool kept dying: the grader's fault, listed for a re-run
+            done(sub, [Result(sub.student, nb, "error", f"the grading process died "
+                              f"{WORKER_POOL_TRIES} times while grading it (--only-errors "
+                              "grades it again)") for nb in notebooks])
     shutil.rmtree(copies, ignore_errors=True)
     bar.close()
     return results
@@ -399,9 +447,10 @@ def _save_status(course, known):
 
 
 def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progress=True,
-              feedback=True):
+              feedback=True, only_errors=False):
     """Grade every submission; write OUT/grades.csv, summary.csv, feedback/ and report.html.
 
+    only_errors: grade only the students with a notebook of status `error` (a grader fault).
     The CSVs and the report cover every student graded into OUT so far: a second batch adds
     its students (a student graded again replaces their earlier result)."""
     notebooks = [p.stem for p in sorted(config.SOLUTIONS.glob("*.ipynb"))]
@@ -411,6 +460,11 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     course.mkdir(exist_ok=True)
     students = collect(Path(submissions), out, notebooks, zip_regexp)
     submissions = [Submission(s, folder, notes) for s, folder, notes in students]
+    if only_errors:   # a re-run after grader faults: only the students they hit
+        failed = {r.student for r in _load_status(course).values() if r.status == "error"}
+        submissions = [s for s in submissions if s.student in failed]
+        if not submissions:
+            raise GradingError(f"no notebook in {out} has status error: nothing to re-run")
     protected = [str(out), str(reference_cache(course).resolve())]
     given_db = db_url
     db_url = db_url or nbgrader_api(course).coursedir.db_url

@@ -158,6 +158,74 @@ def _factor(k):
     return f"{k:.6g} times"
 
 
+def policy_problem():
+    """The code-policy violations in the cells run since the last check, as the grader will
+    find them (None if there are none, or outside JupyterLab and Validate).
+
+    The cells come from IPython's history; cells of the course (locked in the notebook this
+    kernel runs, found through Jupyter's JPY_SESSION_NAME or the working folder) are skipped."""
+    if grading():
+        return None   # the grader checked every cell before the kernel started
+    try:
+        from IPython import get_ipython
+        history = get_ipython().history_manager.input_hist_raw
+    except Exception:
+        return None
+    start, _CHECKED["upto"] = _CHECKED.get("upto", 0), len(history) - 1
+    from . import policy
+    notebook = _this_notebook(history[-1] if history else "")
+    if notebook is None:
+        return None
+    name, locked, answers, course_imports = notebook
+    default, overrides = policy.policies_of(name)
+    problems = []
+    for source in history[start:-1]:
+        if not source.strip() or source in locked:
+            continue
+        rule = overrides.get(answers.get(source), default)
+        problems += policy.check_source(source, rule, course_imports)
+    return policy.describe(problems) if problems else None
+
+
+_CHECKED = {}
+
+
+def _this_notebook(current_cell):
+    """(name, locked sources, {answer source: grade id}, course imports) of the notebook this
+    kernel runs, or None if it cannot be told."""
+    import json
+    from pathlib import Path
+
+    from . import policy
+    named = os.environ.get("JPY_SESSION_NAME")
+    candidates = [Path(named)] if named and named.endswith(".ipynb") else \
+        sorted(Path.cwd().glob("*.ipynb"))
+    for path in candidates:
+        try:
+            cells = json.loads(path.read_text())["cells"]
+        except Exception:
+            continue
+        code = [c for c in cells if c.get("cell_type") == "code"]
+        sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                   for c in code]
+        if not named and current_cell.strip() not in (s.strip() for s in sources):
+            continue
+        meta = [c.get("metadata", {}).get("nbgrader", {}) for c in code]
+        locked = {s for s, m in zip(sources, meta, strict=True) if m.get("locked") or
+                  (m.get("grade") and not m.get("solution"))}
+        answers = {s: m.get("grade_id") for s, m in zip(sources, meta, strict=True)
+                   if m.get("solution")}
+        return path.stem, locked, answers, policy.course_imports_of(locked)
+    return None
+
+
+def _refuse_if_against_policy(label):
+    problem = policy_problem()
+    if problem:
+        raise AssertionError(f"{label}: your code breaks the grading rules, so when graded "
+                             f"this answer scores 0: {problem}")
+
+
 def cmp(s, dt, t):
     """The lecture's check of your gradient dt against autograd's t.grad, extended.
 
@@ -165,6 +233,7 @@ def cmp(s, dt, t):
     a hint, when the shape or dtype differs or the values are off by more than the course
     tolerance (grader.config). Broadcasting no longer hides a [64] answer for a [1, 64] tensor.
     """
+    _refuse_if_against_policy(f"d{s}")
     if t.grad is None:
         if grading():
             print(f"{s:15s} | autograd is off while grading: compared with the reference solution")
@@ -179,7 +248,9 @@ def cmp(s, dt, t):
 
 def check(label, answer, expected):
     """Compare an answer with its expected value as the grader does: print the verdict line,
-    raise AssertionError with a hint when the shape, dtype or values are wrong."""
+    raise AssertionError with a hint when the shape, dtype or values are wrong, or when the
+    cells run since the last check break the grading rules (grader.policy)."""
+    _refuse_if_against_policy(label)
     verdict = compare(answer, expected)
     print(verdict.line(label))
     if not verdict.passed:

@@ -25,10 +25,17 @@ def _release(args):
 
 def _autograde(args):
     from .autograde import autograde
+    from .sandbox import unavailable
     if args.jobs is not None and args.jobs < 1:
         raise GradingError("--jobs must be at least 1")
+    if args.no_sandbox:
+        os.environ[config.NO_SANDBOX_ENV] = "1"   # the workers and OUT/course's config too
+    elif why := unavailable():
+        raise GradingError(f"{why}; grading needs the sandbox around every kernel "
+                           "(--no-sandbox grades without it, with weaker isolation)")
     autograde(Path(args.submissions), Path(args.out), db_url=args.db_url, jobs=args.jobs,
-              zip_regexp=args.zip_regexp, progress=not args.quiet, feedback=not args.no_feedback)
+              zip_regexp=args.zip_regexp, progress=not args.quiet, feedback=not args.no_feedback,
+              only_errors=args.only_errors)
     return 0
 
 
@@ -89,6 +96,13 @@ def main(argv=None):
                        help="scores only: no OUT/feedback/ (nbgrader generate_feedback can "
                             "make it later in OUT/course)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--only-errors", action="store_true",
+                       help="grade again only the students with a notebook of status error "
+                            "in OUT (the grader's faults, never the student's)")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="grade where bubblewrap cannot run (macOS, containers without "
+                            "user namespaces): kernels run unsandboxed but for the in-kernel "
+                            "guard; the summary says so")
     grade.set_defaults(run=_autograde)
     run = commands.add_parser("execute", help="run solution notebooks, storing their outputs")
     run.add_argument("notebooks", nargs="*", help="notebooks to run (default: solutions/*.ipynb)")

@@ -38,7 +38,13 @@ IOPUB_WAIT = 30                  # seconds to wait for a finished cell's last ou
 # machine's core count, and kernels graded in parallel do not fight over cores.
 KERNEL_THREADS = 1
 KERNEL_FILE_SIZE = 256 * 2**20   # largest file a grading kernel may write, bytes
+KERNEL_DISK = 512 * 2**20        # bytes a grading kernel may write in all (its private /tmp)
 CELL_OUTPUT_LIMIT = 2 * 2**20    # bytes of output kept per cell; the rest is dropped
+NOTEBOOK_OUTPUT_LIMIT = 8 * 2**20   # bytes of output kept per notebook
+# seconds one notebook may run in all (stage 5, the longest, needs ~40 s on one core)
+NOTEBOOK_TIMEOUT = int(os.environ.get("MAKEMORE_NOTEBOOK_TIMEOUT") or 600)
+NO_SANDBOX_ENV = "MAKEMORE_NO_SANDBOX"   # "1": kernels without bubblewrap (--no-sandbox)
+KERNEL_START_TRIES = 3           # a kernel that fails to start is tried this often
 
 # Reference answers are cached in OUT/course/.references, keyed by a hash of the solution
 # notebook, the torch version, the names file and grader/checks.py. MAKEMORE_REFERENCE_CACHE

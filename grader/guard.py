@@ -196,7 +196,8 @@ SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/pr
                "/dev", "/opt", "/run")
 
 
-def sandbox_setup(workdir, private, protected, allowed=(), memory=None, file_size=None):
+def sandbox_setup(workdir, private, protected, allowed=(), memory=None, file_size=None,
+                  writable=()):
     """The MAKEMORE_GUARD "sandbox" entry for a kernel.
 
     workdir    the notebook's folder (the kernel's working directory): readable
@@ -204,13 +205,14 @@ def sandbox_setup(workdir, private, protected, allowed=(), memory=None, file_siz
     protected  folders and files the kernel must not read (their subfolders too), except
                what lies in workdir, private or allowed
     allowed    further readable folders and files (the grader package, the names file)
+    writable   further folders it writes in (its ipc sockets), for Landlock only
     """
     from . import config
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     readable = [str(p) for p in [workdir, private, *allowed, *sorted(prefixes)]]
     return {"workdir": str(workdir), "private": str(private),
             "protected": sorted({str(p) for p in protected}),
-            "readable": readable,
+            "readable": readable, "writable": [str(p) for p in writable],
             "memory": memory or config.KERNEL_MEMORY,
             "file_size": file_size or config.KERNEL_FILE_SIZE}
 
@@ -225,7 +227,8 @@ def confine_process(sandbox, ports=()):
         resource.setrlimit(limit, (value, hard))
     read = [*SYSTEM_READ, *sandbox["readable"]]
     return landlock(read=[p for p in read if not _contains_protected(p, sandbox)],
-                    write=[sandbox["private"], "/dev/null"], bind_ports=ports)
+                    write=[sandbox["private"], "/dev/null", *sandbox.get("writable", [])],
+                    bind_ports=ports)
 
 
 def _contains_protected(path, sandbox):

@@ -20,6 +20,9 @@ from traitlets.config import Config
 
 from . import GradingError, config
 from .judge import CarryAnswers, GuardedExecute, JudgeAnswers, RestoreLayout
+from .preprocessors.enforce_policy import EnforcePolicy
+from .preprocessors.formula_checks import FormulaChecks
+from .preprocessors.restore_metadata import RestoreMetadata
 from .site import without_outputs_record
 
 # nbgrader's gradebook code triggers SQLAlchemy session notices that are not problems
@@ -75,11 +78,12 @@ def course_config(root, db_url=None, references=None, protected=()):
     c.GuardedExecute.protected = sorted({str(root), str(config.REPO), *sqlite_file(db_url),
                                          *map(str, secrets), *map(str, protected)})
     c.GuardedExecute.private_root = str(root / ".kernels")
+    c.GuardedExecute.sandbox = not os.environ.get(config.NO_SANDBOX_ENV)
     c.Autograde.sanitize_preprocessors = [
-        ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreLayout, OverwriteCells,
-        CheckCellMetadata]
+        ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreLayout, RestoreMetadata,
+        OverwriteCells, CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [
-        CarryAnswers, GuardedExecute, JudgeAnswers,
+        EnforcePolicy, FormulaChecks, CarryAnswers, GuardedExecute, JudgeAnswers,
         IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata]
     # feedback shows each result and its hint, never the hidden test code (nbgrader #917)

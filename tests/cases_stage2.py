@@ -23,13 +23,13 @@ CASES = [
           "answer_bnmeani": "dbnmeani = (-dbndiff).sum(0)"},
          {"check_bngain", "check_bnmeani"}, "a [64] answer for a [1, 64] tensor loses its credit"),
     Case("broken_json", STAGE2, MALFORMED, ALL, "a malformed notebook scores 0 with its reason"),
-    Case("stderr_noise", STAGE2,
-         {"answer_logprobs": "import sys, warnings\n"
-                             "def noise(*args):\n"
-                             "    warnings.warn('a library warning', UserWarning)\n"
-                             "    sys.stderr.write('raw stderr output\\n')\n"
-                             "get_ipython().events.register('pre_run_cell', noise)\n"
-                             "dlogprobs = torch.zeros_like(logprobs)\n"
-                             "dlogprobs[range(n), Yb] = -1.0 / n"},
-         set(), "warnings and stderr in test cells never cost a right answer"),
+    Case("stderr_noise", "03_fused_cross_entropy",
+         {"answer_cross_entropy":
+          "def cross_entropy_backward(logits, Y):\n"
+          "    logits = torch.tensor(logits)   # PyTorch warns about this copy, on every call\n"
+          "    n = logits.shape[0]\n"
+          "    dlogits = F.softmax(logits, 1)\n"
+          "    dlogits[torch.arange(n), Y] -= 1\n"
+          "    return dlogits / n"},
+         set(), "a library's warnings in test cells never cost a right answer"),
 ]

@@ -38,8 +38,8 @@ CRAFTED_TIMEOUT = "10"   # seconds per cell in the crafted run: the infinite loo
 
 def grader_files():
     """sha256 of every file of the grader package (a kernel must not change them)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((REPO / "grader").glob("*.py"))}
+    return {str(p.relative_to(REPO)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((REPO / "grader").rglob("*.py"))}
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,531 @@
+"""The code policy: what a student's cell may contain, checked by reading it, never by running it.
+
+The grader parses every cell the student wrote (answer cells and cells they added) with `ast`
+before the notebook runs; a cell that breaks its policy is not run and its answer fails with a
+message naming the line, the construct and the rule. `cmp` and `check` apply the same policy
+while the student works, so nobody first learns a rule from a 0.
+
+Each rule is a named unit below. A policy is a set of rules:
+    BASE         every student cell of every stage (no private names, no dynamic code or
+                 attribute access, imports from an allowlist, no modules the course does not
+                 hand out, no frames or code objects)
+    NO_AUTOGRAD  BASE + no autograd: stages 2-4 and stage 5's backward pass
+    BY_HAND      stage 1's softmax answers: no ready-made softmax or cross-entropy at all
+The in-kernel guard (grader.guard) and the sandbox (grader.sandbox) stay behind this wall.
+"""
+import ast
+import functools
+import keyword
+import re
+import types
+import warnings
+from dataclasses import dataclass
+
+# ------------------------------------------------------------------ the rules' vocabulary
+
+AUTOGRAD_NAMES = frozenset({
+    "grad", "backward", "autograd", "grad_fn", "inference_mode", "enable_grad",
+    "set_grad_enabled", "register_hook", "retain_grad", "retains_grad", "func", "functorch",
+    "ops", "vjp", "jvp", "jacobian", "hessian", "jacrev", "jacfwd", "vmap", "grad_and_value",
+    "forward_ad", "make_dual", "unpack_dual", "next_functions", "saved_tensors",
+    "register_post_accumulate_grad_hook", "is_inference_mode_enabled", "_backward_hooks"})
+# defining a function with one of these names is the course's own API (stage 5's backward)
+AUTOGRAD_DEFINABLE = frozenset({"backward"})
+# ...and as attributes: torch.no_grad().prev (the grad mode its `with` block restores), and
+# anything named *backward* (PyTorch's backward kernels: torch.batch_norm_backward_elemt)
+AUTOGRAD_ATTRIBUTES = frozenset({"prev"})
+AUTOGRAD_INFIX = "backward"
+
+DYNAMIC_NAMES = frozenset({
+    "getattr", "setattr", "delattr", "vars", "globals", "locals", "eval", "exec", "compile",
+    "__import__", "open", "breakpoint", "input", "memoryview", "In", "Out", "get_ipython",
+    "display", "help", "type"})
+# ...and these under any name: they look up attributes or globals by a string (string.Formatter,
+# typing.get_type_hints, singledispatch's annotations, functools.wraps(assigned=...), np.bmat,
+# np.r_["name"]), build classes or functions from a namespace dict or code (metaclasses,
+# dataclasses.FunctionType), reach internals (.mro()) or run code in a thread (tqdm.TMonitor)
+DYNAMIC_ATTRIBUTES = frozenset({
+    "Formatter", "get_field", "vformat", "get_type_hints", "ForwardRef", "singledispatch",
+    "singledispatchmethod", "update_wrapper", "wraps", "make_dataclass", "bmat", "r_", "c_",
+    "mro", "ABCMeta", "EnumMeta", "EnumType", "NamedTupleMeta", "FunctionType",
+    "MethodDescriptorType", "MethodWrapperType", "WrapperDescriptorType", "TMonitor",
+    "attrgetter", "methodcaller"})
+DUNDER = re.compile(r"^__\w+__$")
+# enum's classes, but as a class's bases: their functional API, Enum("E", {name: value}),
+# builds a class from a namespace dict, dunder methods (__torch_function__, __eq__) included
+NAMESPACE_CLASSES = frozenset({"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "ReprEnum"})
+
+FRAME_ATTRIBUTE = re.compile(r"^(gi|cr|ag|f|tb|co)_[a-z]+$")
+FILE_ATTRIBUTES = frozenset({"load", "loadtxt", "fromfile", "genfromtxt", "memmap", "from_file",
+                             "save", "savetxt", "savez", "tofile", "format_map", "fromregex",
+                             "savez_compressed", "dump", "imread", "imsave", "rc_file",
+                             "rc_params_from_file", "rc_context", "PyTorchFileReader",
+                             "PyTorchFileWriter", "import_ir_module",
+                             "import_ir_module_from_buffer", "names_path", "open", "read_text",
+                             "read_bytes", "write_text", "write_bytes", "Path"})
+# course functions that read a file a student names: called only as the course calls them, bare
+COURSE_FILE_READERS = frozenset({"load_words"})
+
+ALLOWED_MODULES = frozenset({
+    "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.linalg",
+    "torch.special", "torch.fft", "torch.random", "torch.cuda",
+    "torch.backends", "math", "cmath", "numpy", "numpy.random", "numpy.linalg", "numpy.fft",
+    "random", "itertools", "collections", "functools", "dataclasses", "string", "statistics",
+    "time", "typing", "matplotlib", "matplotlib.pyplot", "tqdm", "tqdm.auto", "heapq",
+    "bisect", "fractions", "decimal", "numbers", "copy", "pprint", "textwrap", "re", "enum"})
+# modules a notebook hands out: students may import from them what the course's cells import
+COURSE_PACKAGES = ("grader", "makemore")
+
+# PyTorch's ready-made softmax and cross-entropy (what stage 1's by-hand answers must not use)
+# (attention is a softmax of its scores, gumbel_softmax one of noisy logits, and kl_div and
+# ctc_loss are the NLL of log-probabilities against one-hot targets)
+READY_MADE = frozenset({"softmax", "log_softmax", "softmin", "cross_entropy", "nll_loss",
+                        "Softmax", "LogSoftmax", "Softmin", "CrossEntropyLoss", "NLLLoss",
+                        "Softmax2d", "AdaptiveLogSoftmaxWithLoss", "gumbel_softmax",
+                        "scaled_dot_product_attention", "multi_head_attention_forward",
+                        "MultiheadAttention", "Transformer", "TransformerEncoder",
+                        "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer",
+                        "kl_div", "KLDivLoss", "ctc_loss", "CTCLoss"})
+READY_MADE_CLASSES = frozenset(n for n in READY_MADE if n[0].isupper())
+
+
+@functools.cache
+def refused_module_attributes():
+    """Names under which the allowed modules hand out a module that is not allowed (torch.utils,
+    torch.autograd, numpy.lib, enum.bltns, matplotlib.cbook, ...), unless the same name is also
+    something else a student uses (torch.multinomial, Tensor.std, plt.figure). A module handed
+    out under such a name (matplotlib.figure) is scanned in turn, so nothing is reached in two
+    steps (matplotlib.figure.mimage, torch.cuda.tunable.mp) that is refused in one."""
+    import importlib
+
+    import torch
+    allowed = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # deprecated module attributes warn when read
+        for name in sorted(ALLOWED_MODULES):
+            try:
+                allowed.append(importlib.import_module(name))
+            except Exception:   # not installed here: nothing to reach through it either
+                continue
+        other = set(dir(torch.Tensor)) | {
+            attr for module in allowed for attr in dir(module)
+            if not isinstance(getattr(module, attr, None), types.ModuleType)}
+        passable = ({m.rsplit(".", 1)[-1] for m in ALLOWED_MODULES} | other) \
+            - ALWAYS_REFUSED_MODULES
+        names, seen, queue = set(), {id(m) for m in allowed}, list(allowed)
+        while queue:
+            module = queue.pop()
+            for attr in dir(module):
+                value = getattr(module, attr, None)
+                if attr.startswith("_") or not isinstance(value, types.ModuleType) \
+                        or value.__name__ in ALLOWED_MODULES:
+                    continue
+                if attr not in passable or value.__name__.split(".")[0] in ALWAYS_REFUSED_MODULES:
+                    names.add(attr)
+                elif id(value) not in seen:
+                    seen.add(id(value))
+                    queue.append(value)
+    return frozenset(names | ALWAYS_REFUSED_MODULES)
+
+
+# modules an answer never reaches, under whatever object hands them out
+ALWAYS_REFUSED_MODULES = frozenset({
+    "os", "sys", "gc", "inspect", "builtins", "importlib", "linecache", "threading", "ctypes",
+    "IPython", "pickle", "subprocess", "types", "traceback", "socket", "resource", "signal",
+    "weakref", "marshal", "shutil", "tempfile", "io", "pathlib", "asyncio", "concurrent",
+    "multiprocessing", "operator", "dis", "codeop", "runpy", "site", "grader", "makemore",
+    "xpu"})   # torch.xpu hands out ctypes' cast, pointer and c_void_p
+
+
+# ------------------------------------------------------------------ verdicts
+
+@dataclass(frozen=True)
+class Violation:
+    """One construct that breaks a rule: where, what, and which rule."""
+    line: int
+    construct: str
+    rule: str
+
+    def __str__(self):
+        return f"line {self.line}: `{self.construct}`: {self.rule}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a cell may contain. course_imports: {(module, name)} the course's cells import."""
+    name: str
+    autograd: bool = True        # False: no autograd
+    by_hand: bool = False        # True: no ready-made softmax / cross-entropy at all
+    guard_ready_made: bool = False   # True: ready-made softmax only as a direct call (stage 1)
+    definable_dunders: frozenset = frozenset()
+
+
+BASE = Policy("base")
+NO_AUTOGRAD = Policy("no-autograd", autograd=False)
+DIAGNOSTICS = Policy("diagnostics", definable_dunders=frozenset({"__init__", "__call__"}))
+STAGE1 = Policy("stage-1", guard_ready_made=True)
+BY_HAND = Policy("by-hand", guard_ready_made=True, by_hand=True)
+
+# Which policy each cell of each stage stands under: the notebook's default, then answers
+# whose policy differs (cells a student adds follow the answer cell before them).
+NOTEBOOK_POLICIES = {
+    "01": (STAGE1, {"answer_bigram_loss": BY_HAND, "answer_softmax_nll": BY_HAND}),
+    "02": (NO_AUTOGRAD, {}),
+    "03": (NO_AUTOGRAD, {}),
+    "04": (NO_AUTOGRAD, {}),
+    "05": (NO_AUTOGRAD, {"answer_make_layers": DIAGNOSTICS, "answer_saturation": DIAGNOSTICS,
+                         "answer_update_to_data": DIAGNOSTICS}),
+}
+
+
+def policies_of(notebook):
+    """(default policy, {answer grade id: policy}) of a notebook, by its name (01_... to 05_...)."""
+    return NOTEBOOK_POLICIES.get(str(notebook)[:2], (BASE, {}))
+
+
+# ------------------------------------------------------------------ the check
+
+def check_source(source, policy, course_imports=frozenset()):
+    """The violations of policy in a cell's source ([] if it keeps every rule).
+
+    course_imports: the (module, name) pairs the course's own cells import from the course
+    packages (grader, makemore); a student may import those and nothing else from them."""
+    code, magics = _without_magics(source)
+    deep = [Violation(1, "...", "this cell is nested too deeply to be checked")]
+    try:
+        tree = _tree(code, source)
+        found = [] if tree is None else _Checker(policy, course_imports).run(tree)
+    except RecursionError:   # too deep to check (and to compile: nothing of it would run)
+        found = deep
+    return sorted(magics + found, key=lambda v: v.line)
+
+
+def _tree(code, source):
+    """The tree to check: that of code (the cell, its magics made Python) or, where code is
+    not Python, of what IPython makes of the cell (`x = !ls`, `/f x`, `?x`, `>>> x`, an
+    indented cell); None if IPython cannot run the cell either (a SyntaxError: nothing runs)."""
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError):
+        pass
+    for text in (_ipython_static(code), _ipython_static(source)):
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        blank = len(source.splitlines()) - len(source.lstrip().splitlines())   # IPython drops
+        ast.increment_lineno(tree, blank if text not in (code, source) else 0)   # leading blanks
+        return tree
+    return None
+
+
+# IPython magics whose argument is Python code, checked as such; %matplotlib only sets a backend
+CODE_MAGICS = ("time", "timeit", "prun")
+HELP_LINE = re.compile(r"^\s*\?{0,2}([\w.]+)\?{0,2}\s*$")   # `name?`, `name??`, `?name`
+NAME_PATH = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")      # x, torch.zeros_like
+TIMEIT_OPTION = re.compile(r"^-(?:[tcqo]*[nrp]\s*\d+|[tcqo]+)(?:\s+|$)")   # -n1 -r 3 -q -o
+# IPython runs a cell of one line that starts with one of these names as that line magic
+# (automagic), e.g. `history`, `ls -la`, `pycat notes.txt`, `reset -f`, `xmode`, `env`
+LINE_MAGICS = frozenset({
+    "alias", "alias_magic", "autoawait", "autocall", "automagic", "autosave", "bookmark", "cat",
+    "cd", "clear", "code_wrap", "colors", "conda", "config", "connect_info", "cp", "debug",
+    "dhist", "dirs", "doctest_mode", "ed", "edit", "env", "gui", "hist", "history",
+    "killbgscripts", "ldir", "less", "lf", "lk", "ll", "load", "load_ext", "loadpy", "logoff",
+    "logon", "logstart", "logstate", "logstop", "ls", "lsmagic", "lx", "macro", "magic", "mamba",
+    "man", "matplotlib", "micromamba", "mkdir", "more", "mv", "notebook", "page", "pastebin",
+    "pdb", "pdef", "pdoc", "pfile", "pinfo", "pinfo2", "pip", "popd", "pprint", "precision",
+    "prun", "psearch", "psource", "pushd", "pwd", "pycat", "pylab", "qtconsole", "quickref",
+    "recall", "rehashx", "reload_ext", "rep", "rerun", "reset", "reset_selective", "rm",
+    "rmdir", "run", "save", "sc", "set_env", "store", "subshell", "sx", "system", "tb", "time",
+    "timeit", "unalias", "unload_ext", "uv", "who", "who_ls", "whos", "xdel", "xmode"})
+MAGIC_RULE = "IPython magics and shell commands are not run in graded notebooks"
+
+
+def _ipython_static(code):
+    """code as IPython rewrites it before running it (its static transforms), or code itself
+    where IPython is not installed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # its tokenizer's, about odd line endings
+            return _transformer().transform_cell(code)
+    except Exception:   # no IPython here, or a cell its tokenizer gives up on
+        return code
+
+
+@functools.cache
+def _transformer():
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager()
+
+
+def _as_magic(unit, number):
+    """The violation if IPython would run unit (a cell, or a code magic's code) as a magic:
+    it is one line, starting with a magic's name (IPython's automagic)."""
+    if sum(1 for line in unit.splitlines() if line.strip()) != 1:
+        return []   # IPython's transforms keep a cell's lines (but for blank ones)
+    line = next(line for line in _ipython_static(unit).splitlines() if line.strip())
+    word, after = re.match(r"\s*([\w.*]*)\s*(.?)", line).groups()
+    return [Violation(number, word, f"IPython would run this one-line cell as %{word}: "
+                      f"{MAGIC_RULE}")] if word in LINE_MAGICS and after not in ("=", ",") else []
+
+
+def _magic_code(word, rest):
+    """The Python code a code magic runs (its argument without timeit's options), or None if
+    it is not Python (other options: %prun -T writes files)."""
+    rest = rest.strip()
+    while word == "timeit" and TIMEIT_OPTION.match(rest):
+        rest = rest[TIMEIT_OPTION.match(rest).end():]
+    try:
+        ast.parse(rest)
+    except (SyntaxError, ValueError):
+        return None
+    return None if rest.startswith("-") else rest
+
+
+def _without_magics(source):
+    """The cell as Python: a code magic (`%time x`, `%%timeit`) becomes its code, `%matplotlib`
+    nothing and `name?` the name (IPython shows what it holds); any other magic, `!shell`
+    line or line IPython runs as a magic is a violation. Lines keep their own endings (a
+    U+2028 inside a string is no line break to Python)."""
+    lines, refused = [], []
+    raw_lines = source.splitlines(keepends=True)
+    first_code = next((n for n, line in enumerate(raw_lines, 1) if line.strip()), 1)
+    for number, raw in enumerate(raw_lines, 1):
+        line = (raw.splitlines() or [""])[0]
+        end = raw[len(line):]
+        stripped = line.lstrip()
+        indent = line[:len(line) - len(stripped)]
+        help_line = HELP_LINE.match(line)
+        if help_line and "?" in line:   # the name, if it is one (`x.?`, `if?`: nothing)
+            name = help_line.group(1)
+            lines.append(indent + (name if NAME_PATH.fullmatch(name) and not any(
+                keyword.iskeyword(part) for part in name.split(".")) else "pass") + end)
+        elif stripped.startswith(("%", "!")):
+            word, _, rest = stripped.lstrip("%").partition(" ")
+            cell_magic = stripped.startswith("%%")
+            code = _magic_code(word, rest) if stripped.startswith("%") and word in \
+                CODE_MAGICS else None
+            if code is not None:
+                lines.append(indent + (code or "pass") + end)
+                refused += _as_magic(code, number) if code else []
+                if cell_magic and number == first_code:
+                    body = "".join(raw_lines[number:])
+                    refused += _as_magic(body, number + 1) if body.strip() else []
+            elif stripped.startswith("%") and word == "matplotlib" and \
+                    re.fullmatch(r"\w*", rest.strip()):
+                lines.append(indent + "pass" + end)
+            else:
+                refused.append(Violation(number, stripped.split()[0], MAGIC_RULE))
+                lines.append(indent + "pass" + end)
+        else:
+            lines.append(raw)
+    if not source.lstrip().startswith("%%"):
+        refused += _as_magic(source, first_code)
+    return "".join(lines), refused
+
+
+def course_imports_of(sources):
+    """{(module, name)} imported from the course packages by the course's own cells."""
+    found = set()
+    for source in sources:
+        try:
+            tree = ast.parse(_without_magics(source)[0])
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                    and node.module.split(".")[0] in COURSE_PACKAGES:
+                found.update((node.module, a.name) for a in node.names)
+    return frozenset(found)
+
+
+class _Checker(ast.NodeVisitor):
+    def __init__(self, policy, course_imports):
+        self.policy, self.course_imports, self.found = policy, course_imports, []
+        self.called = set()   # ids of Attribute/Name nodes that are directly called
+        self.bare_calls = set()   # ...with no arguments
+        self.bases = set()   # ids of the nodes naming a class's bases
+
+    def run(self, tree):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                self.called.add(id(node.func))
+                if not node.args and not node.keywords:
+                    self.bare_calls.add(id(node.func))
+            elif isinstance(node, ast.ClassDef):
+                self.bases.update(id(base) for base in node.bases)
+        self.visit(tree)
+        seen, unique = set(), []
+        for v in sorted(self.found, key=lambda v: v.line):
+            if (v.line, v.construct) not in seen:
+                seen.add((v.line, v.construct))
+                unique.append(v)
+        return unique
+
+    def refuse(self, node, construct, rule):
+        self.found.append(Violation(getattr(node, "lineno", 0), construct, rule))
+
+    # ---- names and attributes
+
+    def check_identifier(self, node, name, attribute, defining=False):
+        p = self.policy
+        shown = f".{name}" if attribute else name
+        if name.startswith("__") and name.endswith("__"):
+            if not (defining and name in p.definable_dunders):
+                self.refuse(node, shown, "dunder names are the language's internals, not "
+                                         "part of an answer")
+            return
+        if name.startswith("_"):
+            self.refuse(node, shown, "private (_underscore) names are off limits in answers: "
+                                     "they reach PyTorch's and the grader's internals")
+            return
+        if not p.autograd and (name in AUTOGRAD_NAMES and not (
+                name in AUTOGRAD_DEFINABLE and not attribute) or attribute and (
+                name in AUTOGRAD_ATTRIBUTES or AUTOGRAD_INFIX in name)):
+            self.refuse(node, shown, "autograd is not allowed here: derive this gradient "
+                                     "yourself")
+        if not attribute and name in DYNAMIC_NAMES or name in DYNAMIC_ATTRIBUTES or (
+                name in NAMESPACE_CLASSES and id(node) not in self.bases):
+            self.refuse(node, shown, "dynamic code, attribute or namespace access is not "
+                                     "allowed in answers")
+        if name in COURSE_FILE_READERS and id(node) not in self.bare_calls:
+            self.refuse(node, shown, "the course reads its own files: call it as the course "
+                                     "does, with no path")
+        if attribute and (FRAME_ATTRIBUTE.match(name) or name in FILE_ATTRIBUTES
+                          or name in refused_module_attributes()):
+            self.refuse(node, shown, "frames, code objects, files and modules the course "
+                                     "does not hand out are off limits")
+        if name in READY_MADE and (p.by_hand or (p.guard_ready_made and (
+                name in READY_MADE_CLASSES or id(node) not in self.called or not attribute))):
+            rule = ("compute it by hand here (exp, normalise, log): PyTorch's softmax and "
+                    "cross-entropy are not allowed in this answer") if p.by_hand else \
+                   ("in this notebook PyTorch's softmax and cross-entropy may only be called "
+                    "directly, as F.softmax(...), never imported, renamed or stored")
+            self.refuse(node, shown, rule)
+
+    def visit_Name(self, node):
+        if node.id == "_" and isinstance(node.ctx, ast.Store):
+            return   # the throwaway name; read, it is IPython's last output
+        self.check_identifier(node, node.id, attribute=False)
+
+    def visit_Attribute(self, node):
+        self.check_identifier(node, node.attr, attribute=True)
+        if node.attr == "format":
+            literal = isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+            if id(node) not in self.called or not literal or \
+                    re.search(r"\{[^{}:!]*[.\[]", node.value.value):
+                self.refuse(node, ".format(...)", "format strings may not reach attributes or "
+                                                  "items, nor be stored (use an f-string)")
+        self.generic_visit(node)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str) and DUNDER.match(node.value):
+            self.refuse(node, repr(node.value), "dunder names are the language's internals, "
+                                                "not part of an answer, even as strings")
+
+    def visit_FunctionDef(self, node):
+        self.check_identifier(node, node.name, attribute=False, defining=True)
+        for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+            self.check_identifier(a, a.arg, attribute=False)
+        for a in (node.args.vararg, node.args.kwarg):
+            if a is not None:
+                self.check_identifier(a, a.arg, attribute=False)
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node):
+        for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+            self.check_identifier(a, a.arg, attribute=False)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node):
+        self.check_identifier(node, node.name, attribute=False, defining=True)
+        self.generic_visit(node)
+
+    def visit_arg(self, node):
+        if node.annotation is not None:   # its name is checked where the function is defined
+            self.visit(node.annotation)    # annotations run when the function is defined
+
+    def visit_ExceptHandler(self, node):
+        if node.name:
+            self.check_identifier(node, node.name, attribute=False)
+        self.generic_visit(node)
+
+    def visit_Global(self, node):
+        for name in node.names:
+            self.check_identifier(node, name, attribute=False)
+
+    visit_Nonlocal = visit_Global
+
+    def visit_keyword(self, node):
+        if node.arg and node.arg.startswith("_"):
+            self.check_identifier(node, node.arg, attribute=False)
+        self.generic_visit(node)
+
+    def visit_MatchClass(self, node):
+        self.refuse(node, "case ...(...)", "class patterns read attributes by name (keywords, "
+                                           "__match_args__): use isinstance")
+        self.generic_visit(node)
+
+    def visit_MatchAs(self, node):
+        if node.name:
+            self.check_identifier(node, node.name, attribute=False)
+        self.generic_visit(node)
+
+    visit_MatchStar = visit_MatchAs   # case [*name]
+
+    def visit_MatchMapping(self, node):   # case {**name}
+        if node.rest:
+            self.check_identifier(node, node.rest, attribute=False)
+        self.generic_visit(node)
+
+    # ---- imports
+
+    def visit_Import(self, node):
+        for alias in node.names:
+            self.check_module(node, alias.name)
+            if alias.asname:
+                self.check_identifier(node, alias.asname, attribute=False)
+
+    def visit_ImportFrom(self, node):
+        module = node.module or ""
+        if node.level:
+            self.refuse(node, f"from {'.' * node.level}{module} import ...",
+                        "relative imports are not allowed in answers")
+            return
+        for alias in node.names:
+            if module.split(".")[0] in COURSE_PACKAGES:
+                if alias.asname and alias.name in COURSE_FILE_READERS:
+                    self.check_identifier(node, alias.name, attribute=False)
+                if (module, alias.name) not in self.course_imports:
+                    self.refuse(node, f"from {module} import {alias.name}",
+                                "from the course's own package import only what the "
+                                "notebook's own cells import")
+            else:
+                self.check_module(node, module)
+                full = f"{module}.{alias.name}"
+                if alias.name == "*":
+                    self.refuse(node, f"from {module} import *", "name what you import")
+                elif full not in ALLOWED_MODULES and not (   # `from enum import Enum`: its
+                        alias.name in NAMESPACE_CLASSES and not alias.asname):   # uses are checked
+                    self.check_identifier(node, alias.name, attribute=True)
+            if alias.asname:
+                self.check_identifier(node, alias.asname, attribute=False)
+
+    def check_module(self, node, module):
+        top = module.split(".")[0]
+        if top in COURSE_PACKAGES:
+            self.refuse(node, f"import {module}", "from the course's own package import "
+                                                  "only what the notebook's own cells import")
+        elif module not in ALLOWED_MODULES:
+            self.refuse(node, f"import {module}", "imports come from an allowlist (torch, "
+                                                  "numpy, math, random, itertools, collections"
+                                                  ", ...: grader/policy.py ALLOWED_MODULES)")
+
+
+def describe(violations, limit=3):
+    """One line naming the first violations, for a failing cell."""
+    shown = "; ".join(str(v) for v in violations[:limit])
+    more = len(violations) - limit
+    return shown + (f"; and {more} more" if more > 0 else "")

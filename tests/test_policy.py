@@ -1,0 +1,333 @@
+"""The code policy (grader.policy), read statically: what a student's cell may and may not hold.
+
+ALLOWED is realistic code for "Becoming a backprop ninja", each row under the policy of the
+cell it would be written in; every row must pass. REFUSED holds one attack per row (get
+gradients from autograd under NO_AUTOGRAD, use PyTorch's softmax family under BY_HAND or
+STAGE1, reach os, files, frames, globals, IPython's history or modules the course does not
+hand out); every row must be refused, and where a row gives a line, the first violation must
+name it. Rows marked "bypass" were allowed before the policy was fixed for them.
+"""
+import pytest
+
+from grader.policy import BASE, BY_HAND, DIAGNOSTICS, NO_AUTOGRAD, STAGE1, check_source
+
+# what the course's own cells import from the grader package (stage 1 also imports the module
+# grader.data itself, which is how a student has `data` in hand)
+COURSE_IMPORTS = frozenset({
+    ("grader.checks", "cmp"), ("grader.checks", "check"), ("grader.checks", "report"),
+    ("grader.checks", "by_hand"), ("grader.config", "SEED"), ("grader.data", "load_words"),
+    ("grader", "data")})
+
+
+def cell(*lines):
+    """A cell of several lines."""
+    return "\n".join(lines)
+
+
+def ok(policy, source, id):
+    return pytest.param(policy, source, id=id)
+
+
+def no(policy, source, id, line=None):
+    return pytest.param(policy, source, line, id=id)
+
+
+ALLOWED = [
+    # ---- stage 2: backprop step by step, under NO_AUTOGRAD
+    ok(NO_AUTOGRAD, cell("dlogprobs = torch.zeros_like(logprobs)",
+                         "dlogprobs[range(n), Yb] = -1.0 / n"), "dlogprobs-indexed"),
+    ok(NO_AUTOGRAD, "dprobs = (1.0 / probs) * dlogprobs", "dprobs"),
+    ok(NO_AUTOGRAD, "dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)", "sum-keepdim"),
+    ok(NO_AUTOGRAD, "dcounts_sum = -counts_sum**-2 * dcounts_sum_inv", "power-rule"),
+    ok(NO_AUTOGRAD, cell("dcounts = counts_sum_inv * dprobs",
+                         "dcounts += torch.ones_like(counts) * dcounts_sum"), "two-uses-add"),
+    ok(NO_AUTOGRAD, "dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)", "negated-sum"),
+    ok(NO_AUTOGRAD, cell("dlogits = dnorm_logits.clone()",
+                         "dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1])"
+                         " * dlogit_maxes"), "one-hot-of-argmax"),
+    ok(NO_AUTOGRAD, "dh = dlogits @ W2.T", "matmul-transpose"),
+    ok(NO_AUTOGRAD, "dW2 = h.T @ dlogits", "weight-gradient"),
+    ok(NO_AUTOGRAD, "db2 = dlogits.sum(0)", "bias-gradient"),
+    ok(NO_AUTOGRAD, "dhpreact = (1.0 - h**2) * dh", "tanh-local-derivative"),
+    ok(NO_AUTOGRAD, "dbnvar = -0.5 * (bnvar + 1e-5)**-1.5 * dbnvar_inv", "bnvar"),
+    ok(NO_AUTOGRAD, "dbndiff2 = 1.0 / (n - 1) * torch.ones_like(bndiff2) * dbnvar",
+       "bessel-correction"),
+    ok(NO_AUTOGRAD, "demb = dembcat.view(emb.shape)", "view-back"),
+    ok(NO_AUTOGRAD, cell("dC = torch.zeros_like(C)",
+                         "for k in range(Xb.shape[0]):",
+                         "    for j in range(Xb.shape[1]):",
+                         "        ix = Xb[k, j]",
+                         "        dC[ix] += demb[k, j]"), "embedding-loop"),
+    ok(NO_AUTOGRAD, "dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, n_embd))",
+       "index-add"),
+    ok(NO_AUTOGRAD, cell("a = dh.numpy()", "b = np.array(a)", "print(np.abs(a - b).max())"),
+       "numpy-conversions"),
+    ok(NO_AUTOGRAD, cell("def tanh_backward(h, dh):",
+                         "    \"\"\"Local derivative of tanh, times the incoming gradient.\"\"\"",
+                         "    return (1 - h**2) * dh",
+                         "",
+                         "dhpreact = tanh_backward(h, dh)"), "helper-function"),
+    ok(NO_AUTOGRAD, "print(f\"{'dh':15s} | max diff: {(dh - dh_mine).abs().max().item():.2e}\")",
+       "f-string"),
+    ok(NO_AUTOGRAD, "print('{:.4f}'.format(loss.item()))", "literal-format"),
+    ok(NO_AUTOGRAD, cell("with torch.no_grad():", "    W1 -= 0.1 * dW1"), "no-grad-block"),
+    ok(NO_AUTOGRAD, "diffs = [(a - b).abs().max().item() for a, b in zip(mine, theirs)]",
+       "list-comprehension"),
+    ok(NO_AUTOGRAD, "expected = -math.log(1 / 27)", "math-log"),
+    ok(NO_AUTOGRAD, "%time dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, 10))",
+       "time-magic"),
+    ok(NO_AUTOGRAD, "%timeit -n 10 -r 3 dh = dlogits @ W2.T", "timeit-options"),
+    ok(NO_AUTOGRAD, cell("%%timeit", "dW1 = embcat.T @ dhprebn"), "timeit-cell-magic"),
+    ok(NO_AUTOGRAD, "F.one_hot?", "help-line"),
+    ok(NO_AUTOGRAD, "%matplotlib inline", "matplotlib-inline"),
+    ok(NO_AUTOGRAD, cell("assert dC.shape == C.shape, dC.shape",
+                         "print(torch.allclose(dh, dh_mine, atol=1e-6))"), "assert-allclose"),
+    ok(NO_AUTOGRAD, "n_params = sum(p.nelement() for p in parameters)", "generator-sum"),
+    ok(NO_AUTOGRAD, "biggest = max(parameters, key=lambda p: p.numel())", "lambda-key"),
+    ok(NO_AUTOGRAD, "debug = True", "one-line-assignment-to-a-magic-name"),
+    ok(NO_AUTOGRAD, "print(torch.is_grad_enabled())", "grad-mode-query"),
+    # ---- stages 3 to 5: fused backward passes and training, under NO_AUTOGRAD
+    ok(NO_AUTOGRAD, cell("def cross_entropy_backward(logits, Y):",
+                         "    n = logits.shape[0]",
+                         "    dlogits = F.softmax(logits, 1)",
+                         "    dlogits[torch.arange(n), Y] -= 1",
+                         "    return dlogits / n"), "fused-cross-entropy"),
+    ok(NO_AUTOGRAD, cell("dlogits.scatter_add_(1, Y.view(n, 1), torch.full((n, 1), -1.0))",
+                         "dlogits.div_(n)"), "scatter-add"),
+    ok(NO_AUTOGRAD, cell("dhprebn = torch.sub(dhpreact, dbnbias, alpha=1 / n)",
+                         "dhprebn.addcmul_(bnraw, dbngain, value=-1 / (n - 1))",
+                         "dhprebn.mul_(bngain * bnvar_inv)"), "fused-batchnorm"),
+    ok(NO_AUTOGRAD, cell("def backward(parameters, cache, Xb, Yb):",
+                         "    C, W1, _, W2, _, bngain, _ = parameters",
+                         "    dlogits = cross_entropy_backward(cache.logits, Yb)",
+                         "    return [dlogits @ W2.T]"), "stage5-backward-definition"),
+    ok(NO_AUTOGRAD, cell("with torch.no_grad():",
+                         "    loss, cache = forward(parameters, Xb, Yb)",
+                         "    for p, dp in zip(parameters, backward(parameters, cache, Xb, Yb)):",
+                         "        p -= lr * dp"), "train-step"),
+    ok(NO_AUTOGRAD, cell("try:", "    k = int(s)", "except ValueError as e:", "    k = 0",
+                         "while k < 3:", "    k += 1"), "try-while"),
+    # ---- stage 5's diagnostics (DIAGNOSTICS: autograd and stage 5's classes allowed)
+    ok(DIAGNOSTICS, cell("class Linear:",
+                         "    def __init__(self, fan_in, fan_out, g, bias=True):",
+                         "        self.weight = torch.randn((fan_in, fan_out), generator=g)"
+                         " / fan_in**0.5",
+                         "        self.bias = torch.zeros(fan_out) if bias else None",
+                         "",
+                         "    def __call__(self, x):",
+                         "        self.out = x @ self.weight",
+                         "        if self.bias is not None:",
+                         "            self.out += self.bias",
+                         "        return self.out",
+                         "",
+                         "    def parameters(self):",
+                         "        return [self.weight] + ([self.bias] if self.bias else [])"),
+       "stage5-class"),
+    ok(DIAGNOSTICS, cell("def saturation(t):",
+                         "    return (t.abs() > 0.97).float().mean().item() * 100"), "saturation"),
+    ok(DIAGNOSTICS, "ud.append([((lr * p.grad).std() / p.data.std()).log10().item() "
+                    "for p in parameters])", "update-to-data-with-grad"),
+    ok(DIAGNOSTICS, cell("for i, layer in enumerate(layers[:-1]):",
+                         "    if isinstance(layer, Tanh):",
+                         "        t = layer.out.grad",
+                         "        hy, hx = torch.histogram(t, density=True)",
+                         "        plt.plot(hx[:-1].detach(), hy.detach())",
+                         "plt.legend(legends)"), "gradient-histograms"),
+    ok(DIAGNOSTICS, cell("plt.figure(figsize=(20, 10))",
+                         "plt.imshow(h.abs() > 0.99, cmap='gray', interpolation='nearest')"),
+       "imshow"),
+    # ---- stage 1 (STAGE1: autograd allowed; softmax only called directly)
+    ok(STAGE1, cell("for p in parameters:", "    p.grad = None", "loss.backward()",
+                    "for p in parameters:", "    p.data += -lr * p.grad"), "stage1-sgd"),
+    ok(STAGE1, "probs = F.softmax(logits, 1)", "stage1-direct-softmax"),
+    ok(STAGE1, "loss = F.cross_entropy(logits, Y)", "stage1-direct-cross-entropy"),
+    ok(STAGE1, "words = load_words()", "load-words-as-the-course-does"),
+    ok(STAGE1, cell("chars = sorted(set(''.join(words)))",
+                    "stoi = {s: i + 1 for i, s in enumerate(chars)}"), "dict-comprehension"),
+    ok(STAGE1, "g = torch.Generator().manual_seed(SEED)", "generator"),
+    ok(STAGE1, "from grader.checks import check", "course-import"),
+    # ---- stage 1's by-hand answers (BY_HAND)
+    ok(BY_HAND, cell("counts = logits.exp()",
+                     "probs = counts / counts.sum(1, keepdims=True)",
+                     "loss = -probs[torch.arange(n), Y].log().mean()"), "by-hand-softmax"),
+    ok(BY_HAND, cell("norm_logits = logits - logits.max(1, keepdim=True).values",
+                     "counts = norm_logits.exp()",
+                     "probs = counts / counts.sum(1, keepdim=True)"), "by-hand-stable"),
+    ok(BY_HAND, "logits = F.one_hot(xs, num_classes=27).float() @ W", "by-hand-one-hot"),
+    ok(BY_HAND, "p = np.exp(l) / np.exp(l).sum(1, keepdims=True)", "by-hand-numpy"),
+    ok(BASE, "x = [i**2 for i in range(10) if i % 2]", "base-comprehension"),
+]
+
+_TF = "classmethod(lambda c, f, t, a, k=None: True)"
+
+REFUSED = [
+    # ---- (a) autograd under NO_AUTOGRAD: the obvious doors
+    no(NO_AUTOGRAD, "loss.backward()", "backward"),
+    no(NO_AUTOGRAD, "dW1 = W1.grad", "read-grad"),
+    no(NO_AUTOGRAD, "dW1, = torch.autograd.grad(loss, [W1])", "autograd-grad"),
+    no(NO_AUTOGRAD, "import torch.autograd as A", "import-autograd-as"),
+    no(NO_AUTOGRAD, "from torch import autograd", "from-torch-import-autograd"),
+    no(NO_AUTOGRAD, "F.torch.autograd.grad", "autograd-through-F"),
+    no(NO_AUTOGRAD, "torch.nn.modules.module", "nn-modules-internals"),
+    no(NO_AUTOGRAD, "nodes = loss.grad_fn.next_functions", "graph-nodes"),
+    no(NO_AUTOGRAD, cell("x = 1", "with torch.enable_grad():", "    y = x"), "enable-grad", 2),
+    no(NO_AUTOGRAD, "torch.set_grad_enabled(True)", "set-grad-enabled"),
+    no(NO_AUTOGRAD, "torch.no_grad.__enter__", "no-grad-dunder"),
+    no(NO_AUTOGRAD, "with torch.inference_mode(False):\n    pass", "inference-mode"),
+    no(NO_AUTOGRAD, "torch.func.grad(f)(x)", "torch-func"),
+    no(NO_AUTOGRAD, "torch.vmap(f)", "vmap"),
+    no(NO_AUTOGRAD, "W1.register_hook(print)", "hook"),
+    no(NO_AUTOGRAD, "@torch.enable_grad()\ndef f(): pass", "decorator"),
+    no(NO_AUTOGRAD, "torch.ops.aten.tanh_backward(dh, h)", "aten-backward-kernel"),
+    no(NO_AUTOGRAD, "torch.optim.SGD(parameters, lr=0.1).step()", "optimizer-reads-grad"),
+    # ---- (a) bypasses of NO_AUTOGRAD, fixed
+    no(NO_AUTOGRAD, cell("ng = torch.no_grad()", "with ng:", "    ng.prev = True"),
+       "bypass-no-grad-restores-prev", 3),
+    no(NO_AUTOGRAD, "torch.batch_norm_backward_elemt(dhpreact, hprebn, m, s, g, a, b, c)",
+       "bypass-public-backward-kernel"),
+    no(NO_AUTOGRAD, "string.Formatter().get_field('0.backward', [loss], {})[0]()",
+       "bypass-formatter-get-field"),
+    no(NO_AUTOGRAD, cell("show = '{0.grad}'.format", "print(show(W1))"),
+       "bypass-stored-format-method", 1),
+    no(NO_AUTOGRAD, "def f(x: loss.backward()): pass", "bypass-annotation-runs-code"),
+    no(NO_AUTOGRAD, cell("def f(x: 'In'): pass", "print(typing.get_type_hints(f))"),
+       "bypass-get-type-hints-evaluates", 2),
+    no(NO_AUTOGRAD, "functools.singledispatch(print).register(f)",
+       "bypass-singledispatch-evaluates-annotations"),
+    no(NO_AUTOGRAD, cell("match loss:", "    case torch.Tensor(backward=b):", "        b()"),
+       "bypass-match-class-keyword", 2),
+    no(NO_AUTOGRAD, cell("match cmp:", "    case object(__globals__=g):", "        print(g)"),
+       "bypass-match-class-globals", 2),
+    no(NO_AUTOGRAD, cell("match parameters:", "    case [*_ref_backward]:", "        pass"),
+       "bypass-match-star-binds-private", 2),
+    no(NO_AUTOGRAD, "functools.update_wrapper(s, loss, (), ('backward',))",
+       "bypass-update-wrapper-getattr"),
+    no(NO_AUTOGRAD, "print(enum.bltns.getattr(loss, 'backward'))", "bypass-enum-builtins"),
+    no(NO_AUTOGRAD, "T = type('T', (torch.Tensor,), {})", "bypass-type-builds-class"),
+    no(NO_AUTOGRAD, "ns = {'__torch_function__': " + _TF + "}", "bypass-dunder-string-key"),
+    no(NO_AUTOGRAD, "E = enum.Enum('E', {'a': 1})", "bypass-enum-functional-api"),
+    no(NO_AUTOGRAD, "A = dataclasses.make_dataclass('A', ['grad'])", "bypass-make-dataclass"),
+    no(NO_AUTOGRAD, "print(torch.Tensor.mro())", "bypass-mro"),
+    # ---- (a) globals, frames, IPython's history (where the hidden tests and _ref_* live)
+    no(NO_AUTOGRAD, "print(In)", "input-history"),
+    no(NO_AUTOGRAD, "Out", "output-history"),
+    no(NO_AUTOGRAD, "print(_ih[-1])", "private-history"),
+    no(NO_AUTOGRAD, "_i3", "numbered-history"),
+    no(NO_AUTOGRAD, "globals()['_ref_backward']", "globals"),
+    no(NO_AUTOGRAD, "__builtins__", "builtins-dunder"),
+    no(NO_AUTOGRAD, "breakpoint()", "breakpoint"),
+    no(NO_AUTOGRAD, cell("try:", "    1 / 0", "except Exception as e:", "    tb = e.__traceback__"),
+       "traceback", 4),
+    no(NO_AUTOGRAD, cell("g = (i for i in range(3))", "frame = g.gi_frame"), "generator-frame", 2),
+    no(NO_AUTOGRAD, "vars(torch.Tensor)", "vars"),
+    no(NO_AUTOGRAD, "torch.Tensor.__dict__['grad']", "class-dict"),
+    no(NO_AUTOGRAD, "type(W1).__mro__", "type-mro"),
+    no(NO_AUTOGRAD, "operator.attrgetter('grad')(W1)", "attrgetter"),
+    no(NO_AUTOGRAD, "np.lib.npyio.load('refs.npz')", "numpy-lib"),
+    no(NO_AUTOGRAD, "functools.reduce(getattr, ['grad'], W1)", "reduce-getattr"),
+    no(NO_AUTOGRAD, "print(np.bmat('In'))", "bypass-bmat-reads-caller-globals"),
+    no(NO_AUTOGRAD, "print(np.r_['In'])", "bypass-r-underscore-reads-caller-globals"),
+    no(NO_AUTOGRAD, "help('__main__')", "bypass-help-prints-main-globals"),
+    no(NO_AUTOGRAD, "In?", "bypass-help-line-on-history"),
+    no(NO_AUTOGRAD, "?In", "bypass-leading-help-on-history"),
+    no(NO_AUTOGRAD, "_ref_backward??", "bypass-help-line-shows-reference-source"),
+    no(NO_AUTOGRAD, cell("x.?", "import os"), "help-line-of-no-name", 2),
+    no(NO_AUTOGRAD, "W1.grad?", "bypass-help-line-shows-grad"),
+    # ---- (c) dynamic code, os, files and modules the course does not hand out
+    no(NO_AUTOGRAD, "exec('import os')", "exec"),
+    no(NO_AUTOGRAD, "compile('1', 'x', 'exec')", "compile"),
+    no(NO_AUTOGRAD, "eval('1')", "eval"),
+    no(NO_AUTOGRAD, "open('/etc/passwd').read()", "open"),
+    no(NO_AUTOGRAD, "np.load('refs.npy')", "np-load"),
+    no(NO_AUTOGRAD, "torch.load('refs.pt')", "torch-load"),
+    no(NO_AUTOGRAD, "get_ipython().user_ns", "get-ipython"),
+    no(NO_AUTOGRAD, "display(x)", "display"),
+    no(NO_AUTOGRAD, cell("dh = dlogits @ W2.T", "import os"), "import-os", 2),
+    no(NO_AUTOGRAD, "from threading import Thread", "thread"),
+    no(NO_AUTOGRAD, "!cat /etc/passwd", "shell-escape"),
+    no(NO_AUTOGRAD, "%run exploit.py", "run-magic"),
+    no(NO_AUTOGRAD, cell("%%bash", "cat /etc/passwd"), "bash-cell-magic"),
+    no(NO_AUTOGRAD, "%load hidden_tests.py", "load-magic"),
+    no(BASE, "from grader.judge import judge", "course-package-not-handed-out"),
+    no(NO_AUTOGRAD, "x = !cat /etc/passwd", "bypass-assign-from-shell"),
+    no(NO_AUTOGRAD, "hist = %history", "bypass-assign-from-magic"),
+    no(NO_AUTOGRAD, "/exec 'import os'", "bypass-autocall-escape"),
+    no(NO_AUTOGRAD, "    import os", "bypass-indented-cell"),
+    no(NO_AUTOGRAD, ">>> import os", "bypass-prompt"),
+    no(NO_AUTOGRAD, "history", "bypass-automagic-history"),
+    no(NO_AUTOGRAD, "pycat /etc/passwd", "bypass-automagic-pycat"),
+    no(NO_AUTOGRAD, "%time history", "bypass-automagic-inside-time"),
+    no(NO_AUTOGRAD, cell("%%time", "history"), "bypass-automagic-inside-time-cell", 2),
+    no(NO_AUTOGRAD, "%timeit -n1 -r1 exec('import os')", "bypass-timeit-options"),
+    no(NO_AUTOGRAD, cell("%%timeit import os", "pass"), "bypass-timeit-setup-line", 1),
+    no(NO_AUTOGRAD, "%prun -T /tmp/out f()", "bypass-prun-options"),
+    no(NO_AUTOGRAD, cell("import os", "async def f(): pass", "await f()"),
+       "top-level-await", 1),
+    no(NO_AUTOGRAD, cell("s = 'a\u2028b'", "import os"), "bypass-line-separator-in-string", 2),
+    no(NO_AUTOGRAD, "plt.logging.FileHandler('/etc/passwd', 'r').stream.read()",
+       "bypass-logging-through-pyplot"),
+    no(NO_AUTOGRAD, "plt.cbook.to_filehandle('/etc/passwd').read()", "bypass-cbook"),
+    no(NO_AUTOGRAD, "matplotlib.textpath.urllib.request.urlopen('file:///etc/passwd')",
+       "bypass-urllib-two-modules-deep"),
+    no(NO_AUTOGRAD, "torch.cuda.tunable.mp.Process(target=f).start()",
+       "bypass-multiprocessing-under-an-alias"),
+    no(NO_AUTOGRAD, "torch.xpu.c_void_p.from_address(id(x))", "bypass-ctypes-through-xpu"),
+    no(NO_AUTOGRAD, "np.fromregex('/etc/passwd', '(.*)', [('line', 'U99')])",
+       "bypass-fromregex"),
+    no(NO_AUTOGRAD, "plt.style.use('/etc/passwd')", "bypass-style-file"),
+    no(NO_AUTOGRAD, "plt.rc_file('/etc/passwd')", "bypass-rc-file"),
+    no(NO_AUTOGRAD, "matplotlib.Path('/etc/passwd').read_text()", "bypass-pathlib-path"),
+    no(NO_AUTOGRAD, "words = load_words('/etc/passwd')", "bypass-course-reader-with-path"),
+    no(NO_AUTOGRAD, "from grader.data import load_words as lw", "bypass-course-reader-renamed"),
+    no(NO_AUTOGRAD, "print(data.names_path().parent)", "bypass-course-path"),
+    no(NO_AUTOGRAD, cell("class T(tqdm.TMonitor):", "    def run(self):", "        pass"),
+       "bypass-thread-subclass", 1),
+    no(NO_AUTOGRAD, "%matplotlib module://evil", "bypass-matplotlib-backend-module"),
+    no(NO_AUTOGRAD, "x = " + " + ".join(["1"] * 2000), "nested-too-deep-to-check", 1),
+    no(NO_AUTOGRAD, cell("import os", "y = (a", "%matplotlib", ")"),
+       "bypass-magic-line-inside-brackets", 1),
+    # ---- (b) PyTorch's softmax family under BY_HAND and STAGE1
+    no(STAGE1, "sm = F.softmax", "stage1-renamed"),
+    no(STAGE1, "def f(x, s=F.log_softmax):\n    return s(x, 1)", "stage1-default-argument"),
+    no(STAGE1, "p = functools.partial(F.softmax, dim=1)", "stage1-partial"),
+    no(STAGE1, "m = nn.Softmax(1)", "stage1-module-class"),
+    no(STAGE1, "(s := F.softmax)", "stage1-walrus"),
+    no(STAGE1, cell("class A:", "    s = F.softmax"), "stage1-class-attribute", 2),
+    no(STAGE1, "from torch.nn.functional import softmax as sm", "stage1-import-as"),
+    no(BY_HAND, "probs = logits.softmax(1)", "method"),
+    no(BY_HAND, "logprobs = torch.special.log_softmax(logits, 1)", "special"),
+    no(BY_HAND, "f = lambda x: F.softmax(x, 1)", "lambda"),
+    no(BY_HAND, "loss = F.cross_entropy(logits, Y)", "cross-entropy"),
+    no(BY_HAND, "loss = F.nll_loss(logprobs, Y)", "nll-loss"),
+    no(BY_HAND, "loss = nn.CrossEntropyLoss()(logits, Y)", "loss-class"),
+    no(BY_HAND, "probs = torch.distributions.Categorical(logits=logits).probs", "distributions"),
+    no(BY_HAND, cell("counts = logits.exp()", "probs = F.softmax(logits, 1)"),
+       "by-hand-mixed", 2),
+    no(BY_HAND, "probs = F.scaled_dot_product_attention(logits * 27**0.5, eye, eye)",
+       "bypass-attention-is-a-softmax"),
+    no(BY_HAND, "m = nn.MultiheadAttention(27, 1)", "bypass-attention-module"),
+    no(BY_HAND, "probs = F.gumbel_softmax(logits, tau=1.0)", "bypass-gumbel-softmax"),
+    no(BY_HAND, "loss = F.kl_div(logprobs, F.one_hot(Y, 27).float(), reduction='batchmean')",
+       "bypass-kl-div-is-nll"),
+    no(BY_HAND, "loss = F.ctc_loss(logprobs[None], Y[:, None], ones, ones)",
+       "bypass-ctc-is-nll"),
+    no(BY_HAND, "string.Formatter().get_field('0.softmax', [F], {})[0](logits, 1)",
+       "bypass-softmax-by-string"),
+]
+
+
+@pytest.mark.parametrize("policy, source", ALLOWED)
+def test_allowed(policy, source):
+    assert check_source(source, policy, COURSE_IMPORTS) == []
+
+
+@pytest.mark.parametrize("policy, source, line", REFUSED)
+def test_refused(policy, source, line):
+    found = check_source(source, policy, COURSE_IMPORTS)
+    assert found, f"allowed under {policy.name}: {source!r}"
+    if line is not None:
+        assert found[0].line == line, found
+
+
+def test_tables_are_large_enough():
+    assert len(ALLOWED) >= 45 and len(REFUSED) >= 45

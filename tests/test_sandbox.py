@@ -1,0 +1,190 @@
+"""The OS wall on its own: a grading kernel in bubblewrap, with no code policy in front of it.
+
+The code policy refuses the attacks below before they run; these tests run them anyway, in
+GuardedExecute's sandboxed kernel inside a course-like folder, and check that each one is
+stopped by the sandbox (or costs only its own kernel), that caps of every kind fire and are
+named, and that a kernel that will not start is retried and then reported as the grader's fault.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from traitlets.config import Config
+
+from cases_exploits import BREAK_OUT, READ_REFERENCES
+from grader import sandbox
+from grader.preprocessors.events import EVENTS, FAULTS
+from grader.preprocessors.execute import GuardedExecute, KernelStartFailed
+
+pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
+                                reason=f"bubblewrap: {sandbox.unavailable()}")
+
+PRELUDE = ("import torch\nh = torch.zeros(32, 64)\ndlogits = torch.zeros(32, 27)\n"
+           "W2 = torch.zeros(64, 27)\n")
+
+# issue: one student's kernel reaching the grader or classmates' kernels
+REACH_OTHERS = r'''
+import os, resource, signal
+attempts = {}
+for who, pid in [("the grader", GRADER_PID), ("a classmate's kernel", OTHER_PID)]:
+    attempts[f"prlimit {who}"] = lambda: resource.prlimit(pid, resource.RLIMIT_CPU, (1, 1))
+    attempts[f"renice {who}"] = lambda: os.setpriority(os.PRIO_PROCESS, pid, 19)
+    attempts[f"pin {who}"] = lambda: os.sched_setaffinity(pid, {0})
+    attempts[f"signal {who}"] = lambda: os.kill(pid, signal.SIGSTOP)
+for what, attempt in attempts.items():
+    try:
+        attempt()
+    except Exception as e:
+        print(f"blocked: {what}: {type(e).__name__}")
+    else:
+        print(f"ESCAPED: {what}")
+pids = [p for p in os.listdir("/proc") if p.isdigit()]
+print("processes seen:", len(pids))
+print("environment:", sorted(os.environ))
+resource.prlimit(os.getppid(), resource.RLIMIT_CPU, (1, 1))   # its own sandbox: costs only itself
+'''
+
+
+def course(tmp_path):
+    """A course folder as autograde makes it; returns (config, the kernel's working folder)."""
+    root = tmp_path / "course"
+    work = root / "autograded" / "alice" / "makemore"
+    work.mkdir(parents=True, exist_ok=True)
+    (root / "gradebook.db").write_text("secret gradebook")
+    (root / "source" / "makemore").mkdir(parents=True, exist_ok=True)
+    (root / ".references").mkdir(exist_ok=True)
+    (root / "autograded" / "bob").mkdir(exist_ok=True)
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    return c, work
+
+
+def run(tmp_path, *sources, timeout=30, **traits):
+    cfg, work = course(tmp_path)
+    nb = new_notebook(cells=[new_code_cell(s) for s in sources])
+    resources = {"metadata": {"path": str(work)},
+                 "nbgrader": {"student": "alice", "notebook": tmp_path.name}}
+    ex = GuardedExecute(config=cfg, timeout=timeout, **traits)
+    ex.preprocess(nb, resources)
+    return nb, EVENTS.pop(("alice", tmp_path.name), []), work
+
+
+def printed(cell):
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def test_files_of_the_course_are_not_there(tmp_path):
+    nb, _, work = run(tmp_path, PRELUDE + READ_REFERENCES)
+    text = printed(nb.cells[0])
+    assert "ESCAPED" not in text, text
+    assert text.count("blocked:") == READ_REFERENCES.count('\n    "'), text
+
+
+def test_breaking_out_is_blocked(tmp_path):
+    nb, _, work = run(tmp_path, BREAK_OUT)
+    text = printed(nb.cells[0])
+    assert "ESCAPED" not in text, text
+    assert "private folder writable: ok" in text
+    assert not list(tmp_path.rglob("EXPLOITED"))
+
+
+def test_other_processes_are_out_of_reach(tmp_path, monkeypatch):
+    monkeypatch.setenv("MYSQL_PWD", "hunter2")
+    monkeypatch.setenv("GRADEBOOK_URL", "postgresql://grader:pw@db/course")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    code = REACH_OTHERS.replace("GRADER_PID", str(os.getpid())).replace("OTHER_PID",
+                                                                        str(other.pid))
+    try:
+        nb, _, _ = run(tmp_path, code, "print('next cell')")
+        assert other.poll() is None   # untouched
+    finally:
+        other.kill()
+    text = printed(nb.cells[0])
+    assert "ESCAPED" not in text, text
+    assert text.count("blocked:") == 8, text
+    assert int(text.split("processes seen: ")[1].split()[0]) <= 3, text   # init, kernel, child
+    env = text.split("environment: ")[1]
+    assert "MYSQL_PWD" not in env and "GRADEBOOK_URL" not in env
+
+
+def test_the_kernel_cannot_outlive_or_hurt_the_grader(tmp_path):
+    """os._exit, a segfault and a fork bomb cost the kernel; the grader process goes on."""
+    nb, events, _ = run(tmp_path, "x = 1", "import os\nos._exit(3)", "print('not reached')")
+    assert "exited with status 3" in nb.cells[1].outputs[-1]["evalue"]
+    assert nb.cells[2].outputs == []
+    assert any("the kernel died in cell 2" in e for e in events), events
+    nb, events, _ = run(tmp_path, "import faulthandler\nfaulthandler._sigsegv()")
+    assert "SIGSEGV" in nb.cells[0].outputs[-1]["evalue"]
+
+
+def test_disk_is_capped(tmp_path):
+    code = ("import os\nf = open(os.environ['TMPDIR'] + '/fill', 'wb')\n"
+            "try:\n    [f.write(b'x' * 2**20) for _ in range(2048)]\n"
+            "except OSError as e:\n    print('stopped:', e.errno)\n")
+    nb, _, _ = run(tmp_path, code, timeout=60)
+    assert "stopped:" in printed(nb.cells[0])
+
+
+def test_output_of_every_kind_is_capped(tmp_path):
+    flood = "raise ValueError('x' * 3_000_000)"
+    stream = "for _ in range(30):\n    print('y' * 400_000)"
+    nb, events, _ = run(tmp_path, flood, stream, stream, stream, "print('after')",
+                        notebook_output_limit=6 * 2**20)
+    error = nb.cells[0].outputs[-1]
+    assert error.output_type == "error" and len(error.evalue) <= 300   # still an error
+    assert sum(len(str(o)) for c in nb.cells for o in c.outputs) < 7 * 2**20
+    assert any("printed more than" in e for e in events), events
+    assert any("the notebook printed more than" in e for e in events), events
+
+
+def test_the_notebook_has_a_time_budget(tmp_path):
+    cells = ["import time\ntime.sleep(2)"] * 6
+    nb, events, _ = run(tmp_path, *cells, notebook_timeout=5)
+    assert any("grading time" in e for e in events), events
+    assert nb.cells[-1].outputs == [] or "KernelDied" in str(nb.cells[-1].outputs)
+
+
+def test_a_kernel_that_will_not_start_is_the_graders_fault(tmp_path, monkeypatch):
+    starts = []
+
+    def broken(self, extra_arguments=None):
+        starts.append(1)
+        return ["/bin/false"]
+    monkeypatch.setattr(sandbox.BwrapKernelManager, "format_kernel_cmd", broken)
+    with pytest.raises(KernelStartFailed):
+        run(tmp_path, "x = 1", startup_timeout=5)
+    assert len(starts) == 3
+    assert "did not start (3 tries" in FAULTS.pop(("alice", tmp_path.name))
+
+
+def test_a_flaky_start_is_retried(tmp_path, monkeypatch):
+    real, starts = sandbox.BwrapKernelManager.format_kernel_cmd, []
+
+    def flaky(self, extra_arguments=None):
+        starts.append(1)
+        return ["/bin/false"] if len(starts) == 1 else real(self, extra_arguments)
+    monkeypatch.setattr(sandbox.BwrapKernelManager, "format_kernel_cmd", flaky)
+    nb, _, _ = run(tmp_path, "print(6 * 7)", startup_timeout=5)
+    assert printed(nb.cells[0]).strip() == "42"
+    assert len(starts) == 2
+
+
+def test_grading_refuses_without_bubblewrap(tmp_path):
+    """Where bwrap cannot run, autograde stops with a one-line reason naming --no-sandbox."""
+    env = {**os.environ, "PATH": "/nonexistent"}
+    run_ = subprocess.run([sys.executable, "-m", "grader", "autograde", str(tmp_path),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert run_.returncode == 2
+    assert run_.stderr.count("\n") == 1 and "bubblewrap" in run_.stderr
+    assert "--no-sandbox" in run_.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_long_cell_is_interrupted_and_the_kernel_goes_on(tmp_path):
+    nb, events, _ = run(tmp_path, "while True:\n    pass", "print('next')", timeout=3)
+    assert nb.cells[0].outputs[-1]["ename"] in ("KeyboardInterrupt", "CellTimeoutError")
+    assert printed(nb.cells[1]).strip() == "next"
+    assert any("was interrupted" in e for e in events), events
