@@ -98,10 +98,12 @@ def command(kernel_cmd, workdir, sockets, env, tmp_size=None):
     env      the kernel's whole environment (nothing else is inherited)
     """
     names = config.names_path()
-    args = ["bwrap", *_namespaces(), *_system_binds(), *_python_binds(),
+    # the private /tmp first: binds of folders that live under /tmp go on top of it
+    args = ["bwrap", *_namespaces(), *_system_binds(),
+            "--size", str(tmp_size or config.KERNEL_DISK), "--tmpfs", INSIDE_TMP,
+            *_python_binds(),
             "--ro-bind", str(library_folder()), f"{INSIDE_LIBRARY}/grader",
             "--ro-bind", str(names), str(names),
-            "--size", str(tmp_size or config.KERNEL_DISK), "--tmpfs", INSIDE_TMP,
             "--ro-bind", str(workdir), str(workdir),
             "--bind", str(sockets), str(sockets),
             "--remount-ro", "/", "--chdir", str(workdir), "--clearenv"]
