@@ -90,6 +90,21 @@ def _python_binds():
     return args
 
 
+@functools.cache
+def font_caches():
+    """matplotlib's font lists: each kernel gets them, so that none rebuilds them."""
+    try:
+        import matplotlib
+        return tuple(sorted(Path(matplotlib.get_cachedir()).glob("fontlist-*.json")))
+    except Exception:
+        return ()
+
+
+def _font_cache_binds():
+    return [a for c in font_caches()
+            for a in ("--ro-bind", str(c), f"{INSIDE_TMP}/.matplotlib/{c.name}")]
+
+
 def command(kernel_cmd, workdir, sockets, env, tmp_size=None):
     """The bwrap command line that runs kernel_cmd sandboxed.
 
@@ -104,6 +119,7 @@ def command(kernel_cmd, workdir, sockets, env, tmp_size=None):
             *_python_binds(),
             "--ro-bind", str(library_folder()), f"{INSIDE_LIBRARY}/grader",
             "--ro-bind", str(names), str(names),
+            *_font_cache_binds(),
             "--ro-bind", str(workdir), str(workdir),
             "--bind", str(sockets), str(sockets),
             "--remount-ro", "/", "--chdir", str(workdir), "--clearenv"]

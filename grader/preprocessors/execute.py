@@ -123,6 +123,9 @@ class GuardedExecute(Execute):
         env = sandbox.kernel_env(setup, {"HOME": home, "TMPDIR": home, "PYTHONPATH": "",
                                          "IPYTHONDIR": os.path.join(home, ".ipython"),
                                          "MPLCONFIGDIR": os.path.join(home, ".matplotlib")})
+        os.makedirs(env["MPLCONFIGDIR"])
+        for cache in sandbox.font_caches():
+            shutil.copy(cache, env["MPLCONFIGDIR"])
         return env
 
     def create_kernel_manager(self):
