@@ -8,10 +8,15 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: lab test release check bench site execute
 
+# TORCH=cpu: PyTorch's CPU-only build (on Linux PyPI's wheel pulls over 1.4 GB of CUDA
+# libraries), e.g. `make lab TORCH=cpu` on a fresh clone (or after `rm -r .venv`)
+TORCH ?=
+PIP_TORCH := $(if $(filter cpu,$(TORCH)),--extra-index-url https://download.pytorch.org/whl/cpu)
+
 $(VENV): requirements.txt pyproject.toml
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet $(PIP_TORCH) -r requirements.txt
 	touch $(VENV)
 
 # The one way the course starts, for students and for tests/test_browser.py:
@@ -21,10 +26,14 @@ LAB_DIR ?= notebooks
 LAB_ARGS ?=
 # JupyterLab refuses to start as root (containers, CI images) unless told to
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+# students (LAB_DIR=notebooks) get the student tools only: lab/student/labconfig hides the
+# instructor's (Formgrader, Create Assignment, the Nbgrader menu) and JupyterLab's news prompt
+LAB_CONFIG := $(if $(filter notebooks,$(LAB_DIR)),JUPYTER_CONFIG_PATH="$(CURDIR)/lab/student")
 lab: $(VENV)
-	$(PY) -m jupyter lab --notebook-dir="$(LAB_DIR)" $(LAB_ROOT) $(LAB_ARGS)
+	$(LAB_CONFIG) $(PY) -m jupyter lab --notebook-dir="$(LAB_DIR)" $(LAB_ROOT) $(LAB_ARGS)
 
 test: $(VENV)
+	scripts/system-packages
 	$(PY) -m pytest
 
 release: $(VENV)
@@ -34,9 +43,10 @@ check: $(VENV)
 	$(PY) -m grader release --check
 
 bench: $(VENV)
-	for f in bench/stage*.py bench/policy.py bench/class_grading.py; do $(PY) $$f || exit 1; done
+	for f in bench/stage*.py bench/policy.py bench/class_grading.py bench/cluster.py; do $(PY) $$f || exit 1; done
 
-# the reading version: static pages of the solutions with their stored outputs (no execution)
+# the reading version: a Sphinx book (grader/book/) of the solutions with their stored
+# outputs, built offline (no execution)
 site: $(VENV)
 	$(PY) -m grader site --out site
 

@@ -20,8 +20,10 @@ import html
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sys
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -66,11 +68,12 @@ def readable(path):
     return None
 
 
-def inspect(submission, notebooks):
+def inspect(submission, notebooks, read=True):
     """{notebook: path} of the notebooks to grade, and Results for those that cannot be.
 
     Symbolic links are never followed: a linked notebook is not graded, a linked folder is not
-    looked into, and every link is listed in the notes."""
+    looked into, and every link is listed in the notes. read=False: notebooks are not read
+    (a cluster's worker tells a malformed one)."""
     folder, sid = submission.folder, submission.student
     notes = list(submission.notes)
     if folder.is_symlink():
@@ -111,7 +114,7 @@ def inspect(submission, notebooks):
             if stray:
                 why += f" (found instead: {', '.join(stray)})"
             results.append(Result(sid, nb, "missing", why))
-        elif problem := readable(path):
+        elif read and (problem := readable(path)):
             results.append(Result(sid, nb, "malformed", problem))
         else:
             present[nb] = path
@@ -169,6 +172,36 @@ def _last_error(outcome):
     return (errors or lines or ["nbgrader failed without a message"])[-1].strip()[:300]
 
 
+MATHJAX_FOLDER = "_mathjax"   # in OUT/feedback: MathJax for every page, offline
+CDN_MATHJAX = re.compile(r'<script src="(https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"?]+)'
+                         r'\?([^"]*)">\s*</script>')
+
+
+def install_mathjax(feedback: Path) -> None:
+    """MathJax next to the feedback pages (OUT/feedback/_mathjax), so math renders offline."""
+    import jupyter_server_mathjax
+    target = feedback / MATHJAX_FOLDER
+    if not (target / "MathJax.js").exists():
+        shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", target,
+                        dirs_exist_ok=True)
+
+
+def offline_math(page: str) -> str:
+    """nbgrader's feedback page with MathJax loaded from OUT/feedback/_mathjax; a page sent on
+    its own (no such folder next to it) falls back to the CDN."""
+    def local(m):
+        fallback = f"{m.group(1)}?{m.group(2)}"
+        return (f'<script src="../{MATHJAX_FOLDER}/MathJax.js?{m.group(2)}" onerror="var s='
+                f"document.createElement('script');s.src='{fallback}';"
+                f'document.head.appendChild(s)"></script>')
+    return CDN_MATHJAX.sub(local, page)
+
+
+FEEDBACK_STYLE = ("body{font-family:sans-serif;max-width:50em;margin:2em auto;color:#222;"
+                  "line-height:1.5}h1{font-size:1.5em}.reason{background:#fdf3f3;"
+                  "border-left:4px solid #c44e52;padding:.5em 1em}")
+
+
 def write_feedback(api, course, out, sid, results):
     """OUT/feedback/STUDENT/NOTEBOOK.html: nbgrader's feedback, or a page with the reason."""
     if any(r.status == "graded" for r in results):
@@ -178,12 +211,24 @@ def write_feedback(api, course, out, sid, results):
     for r in results:
         made = course / "feedback" / sid / config.ASSIGNMENT / f"{r.notebook}.html"
         if r.status == "graded" and made.exists():
-            shutil.copy(made, folder / made.name)
+            (folder / made.name).write_text(offline_math(made.read_text()))
         else:
             reason = html.escape(r.reason or "no feedback was generated")
+            most = _max_score(api, r.notebook)
+            score = f"Score: 0 / {most:g}" if most is not None else "Score: 0"
             (folder / f"{r.notebook}.html").write_text(
-                f"<!DOCTYPE html><meta charset='utf-8'><title>{r.notebook}</title>"
-                f"<h1>{r.notebook}: not graded</h1><p>{reason}</p><p>Score: 0</p>\n")
+                f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{r.notebook}</title>"
+                f"<style>{FEEDBACK_STYLE}</style></head><body>"
+                f"<h1>{r.notebook}: not graded</h1><p class='reason'>{reason}</p>"
+                f"<p>{score}</p></body></html>\n")
+
+
+def _max_score(api, notebook):
+    try:
+        with Gradebook(api.coursedir.db_url, config.COURSE_ID) as gb:
+            return gb.find_notebook(notebook, config.ASSIGNMENT).max_score
+    except Exception:   # the notebook is not in the gradebook yet
+        return None
 
 
 # ---------------------------------------------------------------------------- workers
@@ -446,19 +491,47 @@ def _save_status(course, known):
     (course / STATUS_FILE).write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
+def run_summary(out: Path, results: list, feedback: bool = True) -> str:
+    """What a run tells the instructor at its end: what was graded, where the files are, and
+    what still waits for them (written answers to grade by hand, the grader's own faults)."""
+    counts = Counter(r.status for r in results)
+    with open(out / "grades.csv", newline="") as f:
+        waiting = {(row["student"], row["notebook"]) for row in csv.DictReader(f)
+                   if row["score"] == ""}
+    lines = [f"graded {len({r.student for r in results})} students, {len(results)} notebooks: "
+             + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+             f"  grades   {out / 'grades.csv'}", f"  summary  {out / 'summary.csv'}",
+             f"  report   {out / 'report.html'}",
+             f"  similar  {out / 'similarity.csv'} (pairs of students flagged for a look)"]
+    if feedback:
+        lines.append(f"  feedback {out / 'feedback'}/STUDENT/NOTEBOOK.html")
+    if waiting:
+        lines.append(f"{len(waiting)} notebooks wait for manual grading (written answers; "
+                     "blank in grades.csv until then): grade them in the formgrader, see README")
+    if counts.get("error"):
+        lines.append(f"{counts['error']} notebooks met a fault of the grader (status error, "
+                     "no score): grade them again with --only-errors")
+    return "\n".join(lines)
+
+
 def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progress=True,
-              feedback=True, only_errors=False):
-    """Grade every submission; write OUT/grades.csv, summary.csv, feedback/ and report.html.
+              feedback=True, only_errors=False, cluster=None):
+    """Grade every submission; write OUT/grades.csv, summary.csv, similarity.csv, feedback/
+    and report.html.
 
     only_errors: grade only the students with a notebook of status `error` (a grader fault).
     The CSVs and the report cover every student graded into OUT so far: a second batch adds
-    its students (a student graded again replaces their earlier result)."""
+    its students (a student graded again replaces their earlier result).
+    cluster: a Dask scheduler's address (tcp://HOST:PORT) or local:N; the students are then
+    graded there (grader/cluster.py) and this process alone writes OUT and the gradebook."""
     notebooks = [p.stem for p in sorted(config.SOLUTIONS.glob("*.ipynb"))]
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     course = out / "course"
     course.mkdir(exist_ok=True)
     students = collect(Path(submissions), out, notebooks, zip_regexp)
+    if feedback:
+        install_mathjax(out / "feedback")
     submissions = [Submission(s, folder, notes) for s, folder, notes in students]
     if only_errors:   # a re-run after grader faults: only the students they hit
         failed = {r.student for r in _load_status(course).values() if r.status == "error"}
@@ -469,14 +542,20 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     given_db = db_url
     db_url = db_url or nbgrader_api(course).coursedir.db_url
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(submissions)))
-    pool = start_workers(course, db_url, protected, jobs, feedback) if jobs > 1 else None
+    pool = start_workers(course, db_url, protected, jobs, feedback) \
+        if jobs > 1 and not cluster else None
     try:
-        sources = copy_source(course)
-        references = start_references(pool, sources)   # while nbgrader generates the source
-        generate_source(course, nbgrader_api(course, given_db, protected=protected))
-        write_nbgrader_config(course, given_db, protected)
-        results = grade_all(pool, jobs, course, db_url, protected, sources, references,
-                            submissions, notebooks, out, progress, feedback)
+        if cluster:   # the work goes to a Dask cluster
+            from .cluster import grade_on_cluster
+            sources, results = grade_on_cluster(cluster, course, db_url, given_db, protected,
+                                                submissions, notebooks, out, progress, feedback)
+        else:
+            sources = copy_source(course)
+            references = start_references(pool, sources)   # while nbgrader generates the source
+            generate_source(course, nbgrader_api(course, given_db, protected=protected))
+            write_nbgrader_config(course, given_db, protected)
+            results = grade_all(pool, jobs, course, db_url, protected, sources, references,
+                                submissions, notebooks, out, progress, feedback)
     finally:
         if pool is not None:   # idle workers exit while the outputs are written
             pool.shutdown(wait=False, cancel_futures=True)
@@ -491,5 +570,7 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     write_csv(out / "summary.csv", summary,
               ["student", "notebook", "score", "max_score", "status", "reason"])
     from .report import write_report
-    write_report(out / "report.html", rows, summary, cells)
+    from .similarity import write_similarity   # flags for the instructor, never a score
+    similar = write_similarity(out / "similarity.csv", course, everyone, notebooks)
+    write_report(out / "report.html", rows, summary, cells, similar)
     return sorted(results, key=lambda r: (r.student, notebooks.index(r.notebook)))

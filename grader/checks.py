@@ -141,7 +141,25 @@ def value_hint(answer, expected, rtol, atol):
         k = float((answer * expected).sum()) / denom
         if torch.allclose(answer, k * expected, rtol=1e-3, atol=1e-3 * scale):
             return f"{text}; the whole answer is {_factor(k)} the expected one"
+    if _row_sums_broadcast_along_columns(answer, expected):
+        return (f"{text}; each entry [i, j] is scaled by row j's sum instead of row i's: a "
+                "sum over dim 1 without keepdim=True ([n] broadcasts as a row, [n, 1] as a "
+                "column)")
     return text
+
+
+def _row_sums_broadcast_along_columns(answer, expected):
+    """True if answer[i, j] = expected[i, j] * s[i] / s[j] for some row scales s: the
+    classic `P / P.sum(1)` for `P / P.sum(1, keepdim=True)` on a square matrix."""
+    if answer.dim() != 2 or answer.shape[0] != answer.shape[1] or answer.shape[0] < 2:
+        return False
+    ratio = answer.double() / expected.double()
+    if not (torch.isfinite(ratio).all() and (ratio > 0).all()):
+        return False
+    log = ratio.log()   # log s[i] - log s[j]: each row's mean is log s[i] - mean(log s)
+    scales = log.mean(1)
+    fits = (log - (scales[:, None] - scales[None, :])).abs().max() < 1e-4
+    return bool(fits) and bool(log.abs().max() > 1e-4)
 
 
 def _factor(k):
@@ -156,6 +174,27 @@ def _factor(k):
         if abs(k - n / (n - 1)) < 1e-6 * n or abs(k - (n - 1) / n) < 1e-6 * n:
             return f"{k:.6g} times (n/(n-1) with n={n}: Bessel's correction?)"
     return f"{k:.6g} times"
+
+
+# The hints above each answer that `cmp` checks are numbered the same way in every notebook:
+# hint 1 says where the tensor is used (what it feeds, what was broadcast), hint 2 gives its
+# local derivative (the factors, constants and signs), hint 3, where there is one, puts the
+# pieces together. Each summary reads "Hint N: TOPIC" (tests/test_notebook_text.py checks).
+HINT_TOPICS = {1: "where it is used", 2: "the local derivative", 3: "putting it together"}
+# The mistakes a verdict recognises, by the words shape_hint and value_hint use for them, and
+# the notebook hint that covers each: a missing sum over a broadcast dimension (or a dropped
+# keepdim), a flipped sign, Bessel's factor n/(n-1), a missing or extra 1/n.
+MISTAKE_HINTS = (("broadcast in the forward pass", 1), ("keepdim=True", 1),
+                 ("a sign is flipped", 2), ("Bessel", 2), ("1/n", 2))
+
+
+def hint_to_open(problem):
+    """Which hint above the answer covers the mistake a verdict's problem names, as a
+    sentence ('stuck? open hint 2 above: the local derivative'); None for other problems."""
+    for words, number in MISTAKE_HINTS:
+        if problem and words in problem:
+            return f"stuck? open hint {number} above: {HINT_TOPICS[number]}"
+    return None
 
 
 def policy_problem():
@@ -219,11 +258,49 @@ def _this_notebook(current_cell):
     return None
 
 
+MESSAGE_WIDTH = 88   # characters per line of a check's message in the notebook and in Validate
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict on an answer: shown as its message alone, without this module's
+    frames (the student's code is not in them)."""
+
+
+def _short_messages(shell, etype, value, tb, tb_offset=None):
+    """IPython's handler for CheckFailed and NameError: a failed check shows its verdict
+    line only; a name used at the top of a cell before it is defined says which answer is
+    missing instead of a bare NameError. Any other NameError keeps its full traceback."""
+    innermost = tb
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    at_top = innermost is not None and innermost.tb_frame.f_code.co_name == "<module>"
+    if issubclass(etype, NameError) and at_top and getattr(value, "name", None):
+        value = NameError(f"`{value.name}` is not defined: not answered yet? Write and run the "
+                          "answer cell that computes it above (or Run All Above)", name=value.name)
+    elif issubclass(etype, NameError):
+        return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+    # wrapped, so that Validate's dialog (which does not wrap) shows the hint too
+    import textwrap
+    text = textwrap.fill(f"{etype.__name__}: {value}", MESSAGE_WIDTH, subsequent_indent="    ",
+                         break_long_words=False, break_on_hyphens=False)
+    shell._showtraceback(etype, value, [text])
+
+
+def _install_short_messages():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "set_custom_exc"):
+        shell.set_custom_exc((CheckFailed, NameError), _short_messages)
+
+
 def _refuse_if_against_policy(label):
     problem = policy_problem()
     if problem:
-        raise AssertionError(f"{label}: your code breaks the grading rules, so when graded "
-                             f"this answer scores 0: {problem}")
+        raise CheckFailed(f"{label}: your code breaks the grading rules, so when graded "
+                          f"this answer scores 0: {problem}")
 
 
 def cmp(s, dt, t):
@@ -232,6 +309,7 @@ def cmp(s, dt, t):
     Prints exact / approximate / maxdiff as in the lecture and raises AssertionError, with
     a hint, when the shape or dtype differs or the values are off by more than the course
     tolerance (grader.config). Broadcasting no longer hides a [64] answer for a [1, 64] tensor.
+    A mistake the hint recognises also names the hint above the answer to open next.
     """
     _refuse_if_against_policy(f"d{s}")
     if t.grad is None:
@@ -243,7 +321,8 @@ def cmp(s, dt, t):
     verdict = compare(dt, t.grad)
     print(verdict.line(s))
     if not verdict.passed:
-        raise AssertionError(f"d{s}: {verdict.problem}")
+        pointer = hint_to_open(verdict.problem)
+        raise CheckFailed(f"d{s}: {verdict.problem}" + (f"; {pointer}" if pointer else ""))
 
 
 def check(label, answer, expected):
@@ -254,7 +333,7 @@ def check(label, answer, expected):
     verdict = compare(answer, expected)
     print(verdict.line(label))
     if not verdict.passed:
-        raise AssertionError(f"{label}: {verdict.problem}")
+        raise CheckFailed(f"{label}: {verdict.problem}")
 
 
 # PyTorch's ready-made softmax and cross-entropy: what `by_hand` switches off
@@ -372,3 +451,6 @@ def direction(value):
         if norm > 0:
             return value / norm
     return value
+
+
+_install_short_messages()

@@ -64,6 +64,7 @@ def default_regexp(notebooks):
 
 def collect(submissions, out, notebooks, zip_regexp=None):
     """[(student, folder, notes)] to grade, sorted by student; GradingError if there is none."""
+    given = submissions
     if not submissions.exists():
         raise GradingError(f"submissions folder not found: {submissions}")
     if submissions.is_file():
@@ -76,6 +77,14 @@ def collect(submissions, out, notebooks, zip_regexp=None):
     real = [d for d in students if not d.is_symlink()]
     if not any(p.suffix == ".ipynb" and p.is_file() and not p.is_symlink()
                for d in real for p in d.iterdir()):
+        if given.is_file():
+            with zipfile.ZipFile(given) as z:
+                names = [n for n in z.namelist() if not n.endswith("/")]
+            found = sum(n.endswith(".ipynb") for n in names)
+            raise GradingError(f"no notebook of the course in {given} ({len(names)} files, "
+                               f"{found} of them notebooks): expected folders "
+                               "STUDENT/NOTEBOOK.ipynb or files named STUDENT_NOTEBOOK.ipynb "
+                               f"(or --zip-regexp), with NOTEBOOK one of {', '.join(notebooks)}")
         raise GradingError(f"no notebooks found in {submissions}: expected STUDENT/NOTEBOOK.ipynb "
                            f"with NOTEBOOK one of {', '.join(notebooks)}")
     return [(d.name, d, []) for d in students]

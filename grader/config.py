@@ -38,6 +38,7 @@ IOPUB_WAIT = 30                  # seconds to wait for a finished cell's last ou
 # machine's core count, and kernels graded in parallel do not fight over cores.
 KERNEL_THREADS = 1
 KERNEL_FILE_SIZE = 256 * 2**20   # largest file a grading kernel may write, bytes
+KERNEL_PROCESSES = 128          # processes and threads a sandboxed kernel may run (~20 in use)
 KERNEL_DISK = 512 * 2**20        # bytes a grading kernel may write in all (its private /tmp)
 CELL_OUTPUT_LIMIT = 2 * 2**20    # bytes of output kept per cell; the rest is dropped
 NOTEBOOK_OUTPUT_LIMIT = 8 * 2**20   # bytes of output kept per notebook

@@ -197,7 +197,7 @@ SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/pr
 
 
 def sandbox_setup(workdir, private, protected, allowed=(), memory=None, file_size=None,
-                  writable=()):
+                  writable=(), processes=None):
     """The MAKEMORE_GUARD "sandbox" entry for a kernel.
 
     workdir    the notebook's folder (the kernel's working directory): readable
@@ -205,7 +205,9 @@ def sandbox_setup(workdir, private, protected, allowed=(), memory=None, file_siz
     protected  folders and files the kernel must not read (their subfolders too), except
                what lies in workdir, private or allowed
     allowed    further readable folders and files (the grader package, the names file)
-    writable   further folders it writes in (its ipc sockets), for Landlock only
+    writable   further folders it writes in, for Landlock only
+    processes  most processes and threads it may run (RLIMIT_NPROC): only inside bubblewrap,
+               where the count is the sandbox's own (its user namespace), not the host user's
     """
     from . import config
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -214,14 +216,17 @@ def sandbox_setup(workdir, private, protected, allowed=(), memory=None, file_siz
             "protected": sorted({str(p) for p in protected}),
             "readable": readable, "writable": [str(p) for p in writable],
             "memory": memory or config.KERNEL_MEMORY,
-            "file_size": file_size or config.KERNEL_FILE_SIZE}
+            "file_size": file_size or config.KERNEL_FILE_SIZE, "processes": processes}
 
 
 def confine_process(sandbox, ports=()):
     """Resource limits and Landlock for this process and everything it starts; returns the
     Landlock ABI version in force (0: Landlock is not available, only the audit hook guards)."""
-    for limit, value in [(resource.RLIMIT_AS, sandbox["memory"]),
-                         (resource.RLIMIT_FSIZE, sandbox["file_size"]), (resource.RLIMIT_CORE, 0)]:
+    limits = [(resource.RLIMIT_AS, sandbox["memory"]),
+              (resource.RLIMIT_FSIZE, sandbox["file_size"]), (resource.RLIMIT_CORE, 0)]
+    if sandbox.get("processes"):
+        limits.append((resource.RLIMIT_NPROC, sandbox["processes"]))
+    for limit, value in limits:
         soft, hard = resource.getrlimit(limit)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(limit, (value, hard))

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -25,7 +24,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 
-from . import GradingError, config
+from . import GradingError, config, policy
 from .checks import ANSWER_MIME, compare, decode
 from .preprocessors.enforce_policy import FAILED_KEY, REFUSED_KEY
 from .preprocessors.events import record as note
@@ -169,14 +168,11 @@ class JudgeAnswers(ReferenceAnswers):
         return nb, resources
 
 
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
-
-
 def hide_hidden_tests(nb):
     """Outputs that quote hidden test code (a student's code can print the cells it runs,
     e.g. `print(In)`) are replaced by a note, so the feedback never shows it (nbgrader #917)."""
     lines = {line.strip() for cell in nb.cells if cell.cell_type == "code"
-             for block in HIDDEN.findall(cell.source) for line in block.splitlines()
+             for block in policy.HIDDEN_TESTS.findall(cell.source) for line in block.splitlines()
              if len(line.strip()) >= 8 and not line.strip().startswith("#")}
     lines.add("### BEGIN HIDDEN TESTS")
     for cell in nb.cells:

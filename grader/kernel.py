@@ -1,10 +1,11 @@
 """python -m grader.kernel -f CONNECTION_FILE: an IPython kernel inside the grading sandbox.
 
-The grader starts every grading kernel this way (judge.SandboxedKernelManager). Before
+The grader starts every grading kernel this way (grader.sandbox.BwrapKernelManager). Before
 ipykernel starts any thread, the process confines itself as MAKEMORE_GUARD says (resource
 limits, Landlock: see grader.guard); the rest of the guard runs in the kernel at start-up.
 """
 import json
+import os
 import sys
 
 
@@ -26,7 +27,11 @@ def main():
     if sandbox:
         path = _connection_file(sys.argv)
         info = json.load(open(path)) if path else {}
-        ports = [v for k, v in info.items() if k.endswith("_port")]
+        if info.get("transport") == "ipc":   # the sockets' folder, in the sandbox's own /tmp
+            os.makedirs(os.path.dirname(info["ip"]), exist_ok=True)
+            ports = []
+        else:
+            ports = [v for k, v in info.items() if k.endswith("_port")]
         if path:
             sandbox = {**sandbox, "readable": [*sandbox["readable"], path]}
         confine_process(sandbox, ports)

@@ -23,7 +23,7 @@ from .judge import CarryAnswers, GuardedExecute, JudgeAnswers, RestoreLayout
 from .preprocessors.enforce_policy import EnforcePolicy
 from .preprocessors.formula_checks import FormulaChecks
 from .preprocessors.restore_metadata import RestoreMetadata
-from .site import without_outputs_record
+from .outputs import without_outputs_record
 
 # nbgrader's gradebook code triggers SQLAlchemy session notices that are not problems
 warnings.filterwarnings("ignore", module="nbgrader")

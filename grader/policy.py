@@ -324,12 +324,17 @@ def _without_magics(source):
     return "".join(lines), refused
 
 
+# the hidden part of a test cell: the course's alone, never what students receive
+HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
+
+
 def course_imports_of(sources):
-    """{(module, name)} imported from the course packages by the course's own cells."""
+    """{(module, name)} imported from the course packages by the course's own cells, as
+    students receive them (hidden tests, which import the grading rules, do not count)."""
     found = set()
     for source in sources:
         try:
-            tree = ast.parse(_without_magics(source)[0])
+            tree = ast.parse(_without_magics(HIDDEN_TESTS.sub("", source))[0])
         except SyntaxError:
             continue
         for node in ast.walk(tree):

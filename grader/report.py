@@ -48,8 +48,9 @@ def notebook_figures(name, totals, max_score, cells, shares):
     return hist, bars
 
 
-def write_report(path, rows, summary, cells):
-    """Write the class report from grades.csv rows and summary.csv rows."""
+def write_report(path, rows, summary, cells, similar=None):
+    """Write the class report from grades.csv rows and summary.csv rows (and similarity.csv's
+    rows, for the section on similar submissions)."""
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class report</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{padding:.2em .7em;"
@@ -67,27 +68,37 @@ def write_report(path, rows, summary, cells):
         mine = [r for r in rows if r["notebook"] == notebook and r["student"] in set(graded)]
         max_score = sum(float(r["max_score"]) for r in mine if r["student"] == graded[0])
         totals = [sum(float(r["score"] or 0) for r in mine if r["student"] == s) for s in graded]
-        shares, means = [], []
+        shares, means, pending = [], [], []
         for cell in cells[notebook]:
-            scores = [(float(r["score"] or 0), float(r["max_score"])) for r in mine
-                      if r["cell"] == cell]
-            shares.append(sum(s >= m for s, m in scores) / len(scores))
-            means.append(mean(s for s, _ in scores))
-        hist, bars = notebook_figures(notebook, totals, max_score, cells[notebook], shares)
+            here = [r for r in mine if r["cell"] == cell]
+            # a hand-graded answer still waiting for its grade (blank score) is pending, not missed
+            scores = [(float(r["score"]), float(r["max_score"])) for r in here if r["score"] != ""]
+            pending.append(len(here) - len(scores))
+            shares.append(sum(s >= m for s, m in scores) / len(scores) if scores else None)
+            means.append(mean(s / m if m else 1.0 for s, m in scores) if scores else None)
+        hist, bars = notebook_figures(notebook, totals, max_score, cells[notebook],
+                                      [share or 0 for share in shares])
         parts.append(
             f"<p>{len(graded)} graded, {len(others)} missing or not gradable. Score: mean "
             f"{mean(totals):.1f}, median {median(totals):g} of {max_score:g}.</p>"
             f"<img alt='score distribution of {html.escape(notebook)}' src='{hist}'>"
             f"<img alt='share of students per answer in {html.escape(notebook)}' src='{bars}'>")
-        hardest = sorted(range(len(shares)), key=lambda i: (shares[i], i))[:3]
+        scored = [i for i, share in enumerate(shares) if share is not None]
+        hardest = sorted(scored, key=lambda i: (shares[i], i))[:3]
         parts.append("<p>Most missed: " + ", ".join(
             f"<b>{html.escape(cells[notebook][i])}</b> ({100 * shares[i]:.0f}%)" for i in hardest)
             + "</p>")
-        parts.append("<table><tr><th>answer</th><th>full credit</th><th>mean score</th></tr>")
-        for cell, share, m in zip(cells[notebook], shares, means, strict=True):
-            low = " low" if share < 0.5 else ""
-            parts.append(f"<tr><td>{html.escape(cell)}</td><td class='n{low}'>{100 * share:.0f}%"
-                         f"</td><td class='n'>{m:.2f}</td></tr>")
+        if any(pending):
+            parts.append(f"<p>{max(pending)} notebooks wait for manual grading (pending below; "
+                         "not counted as missed).</p>")
+        parts.append("<table><tr><th>answer</th><th>full credit</th><th>mean score "
+                     "(share of its points)</th><th>pending</th></tr>")
+        for cell, share, m, waiting in zip(cells[notebook], shares, means, pending, strict=True):
+            low = " low" if share is not None and share < 0.5 else ""
+            full = "—" if share is None else f"{100 * share:.0f}%"
+            average = "—" if m is None else f"{100 * m:.0f}%"
+            parts.append(f"<tr><td>{html.escape(cell)}</td><td class='n{low}'>{full}</td>"
+                         f"<td class='n'>{average}</td><td class='n'>{waiting or ''}</td></tr>")
         parts.append("</table>")
         if others:
             parts.append("<table><tr><th>not graded</th><th>status</th><th>reason</th></tr>")
@@ -95,5 +106,8 @@ def write_report(path, rows, summary, cells):
                 parts.append(f"<tr><td>{html.escape(s['student'])}</td><td>{s['status']}</td>"
                              f"<td>{html.escape(s['reason'])}</td></tr>")
             parts.append("</table>")
+    if similar is not None:
+        from .similarity import report_section
+        parts.append(report_section(similar, list(cells)))
     parts.append("</body></html>\n")
     path.write_text("\n".join(parts))

@@ -4,18 +4,30 @@ Each kernel runs in its own user, PID, network, IPC and mount namespaces as an u
 user: it sees its own processes only, has no network but its own loopback, and its file
 system holds the system's libraries, the Python environment, the course library and the
 notebook's folder, all read-only, plus one private writable /tmp of bounded size. It talks to
-the grader over jupyter_client's `ipc` transport (Unix sockets in a folder bound into the
-sandbox), so no TCP port is opened. Its environment is built from an allowlist. With
---die-with-parent it cannot outlive the grading process that started it.
+the grader over jupyter_client's `ipc` transport: Unix sockets the kernel makes in its own
+/tmp, which the grader reaches through /proc/PID/root of the sandbox, so no TCP port is opened
+and no folder of the host is writable from inside. Its environment is built from an
+allowlist; it may run only a few processes. With --die-with-parent it cannot outlive the
+grading process that started it.
 """
+import asyncio
+import collections
 import functools
+import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
+from traitlets import DottedObjectName, default
 
 from . import config
 
@@ -27,6 +39,7 @@ SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group
                 "/etc/nsswitch.conf", "/etc/fonts")
 INSIDE_TMP = "/tmp"            # the kernel's private writable folder, inside the sandbox
 INSIDE_LIBRARY = "/course"     # where the course library is mounted (first on PYTHONPATH)
+INSIDE_CONNECTION = "/run/kernel/connection.json"   # the connection file, read-only
 
 
 class SandboxUnavailable(RuntimeError):
@@ -60,7 +73,8 @@ def unavailable():
 def _namespaces():
     return ["--unshare-all", "--uid", "65534", "--gid", "65534", "--die-with-parent",
             "--new-session", "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev",
-            "--hostname", "grading"]
+            # /dev is a tmpfs of unbounded size (memory): only its device nodes stay writable
+            "--remount-ro", "/dev", "--hostname", "grading"]
 
 
 def _system_binds():
@@ -105,23 +119,26 @@ def _font_cache_binds():
             for a in ("--ro-bind", str(c), f"{INSIDE_TMP}/.matplotlib/{c.name}")]
 
 
-def command(kernel_cmd, workdir, sockets, env, tmp_size=None):
+def command(kernel_cmd, workdir, connection_file, env, tmp_size=None, info_fd=None):
     """The bwrap command line that runs kernel_cmd sandboxed.
 
-    workdir  the notebook's folder: read-only, the working directory
-    sockets  the folder of the connection file and the ipc sockets: read-write, same path
-    env      the kernel's whole environment (nothing else is inherited)
+    workdir          the notebook's folder: read-only, the working directory
+    connection_file  the kernel's connection file: read-only at INSIDE_CONNECTION
+    env              the kernel's whole environment (nothing else is inherited)
+    info_fd          a file descriptor bwrap writes the sandbox's process id to (JSON)
     """
     names = config.names_path()
+    kernel_cmd = [INSIDE_CONNECTION if a == str(connection_file) else a for a in kernel_cmd]
+    info = ["--info-fd", str(info_fd)] if info_fd is not None else []
     # the private /tmp first: binds of folders that live under /tmp go on top of it
-    args = ["bwrap", *_namespaces(), *_system_binds(),
+    args = ["bwrap", *info, *_namespaces(), *_system_binds(),
             "--size", str(tmp_size or config.KERNEL_DISK), "--tmpfs", INSIDE_TMP,
             *_python_binds(),
             "--ro-bind", str(library_folder()), f"{INSIDE_LIBRARY}/grader",
             "--ro-bind", str(names), str(names),
             *_font_cache_binds(),
             "--ro-bind", str(workdir), str(workdir),
-            "--bind", str(sockets), str(sockets),
+            "--ro-bind", str(connection_file), INSIDE_CONNECTION,
             "--remount-ro", "/", "--chdir", str(workdir), "--clearenv"]
     for key, value in sorted(env.items()):
         args += ["--setenv", key, value]
@@ -144,18 +161,48 @@ def kernel_env(setup_json, extra=None):
     return env
 
 
+def _connect_once(context):
+    """A ZeroMQ context whose sockets never reconnect: a kernel that replaced its socket files
+    (with symbolic links to the grader's side of the wall) is not followed there."""
+    context.setsockopt(zmq.RECONNECT_IVL, -1)
+    return context
+
+
+class SandboxKernelClient(AsyncKernelClient):
+    """The grader's client of a sandboxed kernel: it connects once (no reconnects) and has no
+    heartbeat channel, which would make new sockets (the manager watches the process)."""
+
+    @default("context")
+    def _context_default(self):
+        self._created_context = True
+        return _connect_once(zmq.asyncio.Context())
+
+    def start_channels(self, shell=True, iopub=True, stdin=True, hb=False, control=True):
+        super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
+
+
 class BwrapKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel runs inside bubblewrap and listens on ipc sockets.
 
-    The grader sets `sockets` (a folder of its own) and `workdir` before starting it."""
+    The kernel makes its sockets under `inside_ip` in its own /tmp (a name unique to this
+    kernel); once bwrap reports the sandbox's process id, the grader connects to them through
+    /proc/PID/root. The grader sets `workdir` and `sandbox_env` before starting it."""
+
+    workdir = None
+    sandbox_env = None
+    inside_ip = None
+    stderr_tail = ()   # the kernel's last stderr lines, once it is launched
+    client_class = DottedObjectName("grader.sandbox.SandboxKernelClient")
+    client_factory = SandboxKernelClient
+
+    @default("context")
+    def _context_default(self):
+        self._created_context = True
+        return _connect_once(zmq.asyncio.Context())
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.transport = "ipc"
-
-    sockets = None
-    workdir = None
-    sandbox_env = None
 
     @property
     def kernel_spec(self):
@@ -168,7 +215,95 @@ class BwrapKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
+        # the interpreter by its absolute path: a path through `..` (python started as
+        # ../.venv/bin/python) passes folders the sandbox does not have
+        cmd = [os.path.abspath(a) if a == sys.executable else a for a in cmd]
         if "ipykernel_launcher" in cmd:   # our launcher: confine, then start ipykernel
             at = cmd.index("ipykernel_launcher")
             cmd[at] = "grader.kernel"
-        return command(cmd, self.workdir, self.sockets, self.sandbox_env)
+        return command(cmd, self.workdir, self.connection_file, self.sandbox_env,
+                       info_fd=_INFO_FD_PLACEHOLDER)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        read, write = os.pipe()
+        # what the kernel and bwrap write to stdout and stderr never reaches the grader's
+        # terminal: stderr's last lines are kept to explain a kernel that does not start
+        kw.update(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            kernel_cmd = [str(write) if a == _INFO_FD_PLACEHOLDER else a for a in kernel_cmd]
+            await super()._async_launch_kernel(kernel_cmd, pass_fds=(write,), **kw)
+        finally:
+            os.close(write)
+        self.stderr_tail = collections.deque(maxlen=STDERR_LINES)
+        threading.Thread(target=_keep_last_lines, daemon=True,
+                         args=(self.provisioner.process.stderr, self.stderr_tail)).start()
+        try:
+            info = await asyncio.wait_for(asyncio.to_thread(_read_all, read), 60)
+        finally:
+            os.close(read)
+        try:
+            pid = json.loads(info)["child-pid"]
+        except (ValueError, KeyError, TypeError):
+            status = self.provisioner.process.poll() if self.provisioner else None
+            raise SandboxUnavailable("bubblewrap did not start the kernel"
+                                     + (f" (exit status {status})" if status else "")
+                                     + self._last_words()) from None
+        self.ip = f"/proc/{pid}/root{self.inside_ip}"
+        await self._sockets_listening()
+
+    async def _sockets_listening(self, timeout=60):
+        """Wait until the kernel has made its sockets (before any cell runs): the grader
+        connects once, to sockets, never to what a file there may later become."""
+        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port]
+        paths = [f"{self.ip}-{port}" for port in ports]
+        deadline = time.monotonic() + timeout
+        while not all(_is_socket(p) for p in paths):
+            status = self.provisioner.process.poll() if self.provisioner else None
+            if status is not None:
+                raise SandboxUnavailable(f"the kernel exited with status {status} before "
+                                         f"it listened{self._last_words()}")
+            if time.monotonic() > deadline:
+                raise SandboxUnavailable(f"the kernel made no sockets in {timeout} s")
+            await asyncio.sleep(0.02)
+
+    def _last_words(self, wait=1.0):
+        """': LINE', the last thing the kernel (or bwrap) wrote to stderr, if anything."""
+        deadline = time.monotonic() + wait   # the pipe may still hold it
+        while time.monotonic() < deadline and not self.stderr_tail:
+            time.sleep(0.05)
+        lines = [line for line in self.stderr_tail if line.strip()]
+        return f": {lines[-1].strip()[:300]}" if lines else ""
+
+    def cleanup_ipc_files(self):
+        """Nothing to remove: the sockets live in the sandbox's /tmp, gone with it."""
+
+
+_INFO_FD_PLACEHOLDER = "{info_fd}"
+
+
+STDERR_LINES = 20   # lines of a kernel's stderr kept
+
+
+def _keep_last_lines(stream, tail):
+    """Read stream to its end, keeping its last lines in tail (long lines cut)."""
+    pending = b""
+    while chunk := stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()[-1000:]
+        tail.extend(line.decode(errors="replace")[:1000] for line in lines)
+    if pending:
+        tail.append(pending.decode(errors="replace"))
+
+
+def _is_socket(path):
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_all(fd):
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -55,3 +55,17 @@ def graded(tmp_path_factory):
     (root / "out" / "stdout.txt").write_text(run.stdout)
     (root / "out" / "stderr.txt").write_text(run.stderr)
     return root / "out"
+
+
+# `pytest -m stage4`: the tests of one stage. A test belongs to stage N when its id names the
+# stage's notebook (a crafted case's parameter) or `stageN`, or its module lists N in STAGES.
+STAGE_NOTEBOOKS = {int(p.name[:2]): p.stem for p in sorted((REPO / "solutions").glob("0*.ipynb"))}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        stages = set(getattr(item.module, "STAGES", ()))
+        stages |= {n for n, stem in STAGE_NOTEBOOKS.items()
+                   if stem in item.nodeid or f"stage{n}" in item.nodeid.lower()}
+        for n in sorted(stages):
+            item.add_marker(getattr(pytest.mark, f"stage{n}"))

@@ -58,6 +58,19 @@ def test_feedback_shows_results_not_hidden_tests(graded):
     assert re.search(r"Score: 0\.0 / 1\.0", wrong), "not nbgrader's feedback template (scores)"
 
 
+def test_feedback_renders_math_offline_and_says_why_a_notebook_was_not_graded(graded):
+    assert (graded / "feedback" / "_mathjax" / "MathJax.js").is_file()
+    page = (graded / "feedback" / "solution" / "02_backprop_step_by_step.html").read_text()
+    sources = re.findall(r'<script src="([^"]+)"', page)
+    assert "../_mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe" in sources
+    assert not [s for s in sources if s.startswith("http")], sources   # the CDN only as fallback
+    summary = read_csv(graded / "summary.csv")
+    not_graded = next(r for r in summary if r["status"] in ("malformed", "missing"))
+    page = graded / "feedback" / not_graded["student"] / f"{not_graded['notebook']}.html"
+    text = page.read_text()
+    assert "<style>" in text and re.search(r"Score: 0 / \d+", text), text
+
+
 def test_missing_submissions_folder_is_a_clear_error(tmp_path):
     run = grader("autograde", tmp_path / "nowhere", "--out", tmp_path / "out")
     assert run.returncode != 0

@@ -30,6 +30,7 @@ from conftest import REPO, grader
 from crafted import STAGE2
 from grader import config
 from grader.nbgrading import add_source
+from sitecheck import hidden_only_lines
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # no background traffic: this machine's network is closed and Chromium would keep trying
@@ -290,28 +291,85 @@ def served_site(tmp_path_factory):
     server.shutdown()
 
 
-def test_site_typesets_math_without_the_network(served_site, page):
-    requests = []
-    page.on("request", lambda r: requests.append(r.url))
-    failed = []
-    page.on("requestfailed", lambda r: failed.append(r.url))
-    page.goto(f"{served_site}/index.html")
-    page.screenshot(path=ARTIFACTS / "07_site_index.png")
-    with_math = [p for p in sorted(config.SOLUTIONS.glob("*.ipynb")) if "$" in "".join(
-        c.source for c in nbformat.read(str(p), as_version=4).cells if c.cell_type == "markdown")]
-    assert with_math, "no stage has math to typeset"
-    page.locator(f"a[href='{with_math[0].stem}.html']").first.click()
+def wait_for_math(page):
+    """Wait until MathJax (2, shipped with the site) has typeset the page; (sources, typeset)."""
     page.wait_for_function("""() => window.MathJax && MathJax.Hub && MathJax.Hub.queue
                                && MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running
                                && document.querySelectorAll('script[type^="math/tex"]')
                                   .length > 0""")
-    sources = page.locator("script[type^='math/tex']").count()
-    typeset = page.locator("span.MathJax").count()
+    return (page.locator("script[type^='math/tex']").count(),
+            page.locator("span.MathJax").count())
+
+
+def test_site_reads_searches_and_typesets_without_the_network(served_site, page):
+    """The reading version as a reader uses it: the index and its sidebar, the engine's search
+    for a word, a hit followed to its stage, the math typeset, no hidden test, nothing fetched
+    but from the site; then the light and dark themes and the widest figures."""
+    from playwright.sync_api import expect
+    requests, failed = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    stages = sorted(config.SOLUTIONS.glob("*.ipynb"))
+    page.goto(f"{served_site}/index.html")
+    sidebar = page.locator(".bd-sidebar-primary")
+    for path in stages:
+        expect(sidebar.locator(f"a[href='{path.stem}.html']")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "07_site_index.png")
+
+    sidebar.locator(".search-button-field").click()
+    query = page.locator("input[name='q']:visible")
+    query.fill("Bessel")
+    query.press("Enter")
+    page.wait_for_url(re.compile(r"/search\.html\?q=Bessel"))
+    hits = page.locator("#search-results li a")
+    hits.first.wait_for(timeout=30_000)
+    found = [h.split("?")[0].split("#")[0] for h in hits.evaluate_all(
+        "links => links.map(a => a.getAttribute('href'))")]
+    assert "04_fused_batchnorm.html" in found, found     # the stage that derives it
+    page.screenshot(path=ARTIFACTS / "08_site_search.png")
+    hits.first.click()
+    page.wait_for_url(re.compile(r"/0\d_\w+\.html"))
+    stem = re.search(r"/(0\d_\w+)\.html", page.url).group(1)
+    sources, typeset = wait_for_math(page)
+    article = page.locator("article").inner_text()
+    assert "Bessel" in article
     assert typeset == sources > 0
     assert page.locator(".MathJax_Error, .merror").count() == 0
-    assert "Math Processing Error" not in page.locator("body").inner_text()
-    page.locator("h2, h3").nth(3).scroll_into_view_if_needed()
-    page.screenshot(path=ARTIFACTS / "08_site_stage_math.png")
+    assert "Math Processing Error" not in article
+    prose = page.evaluate("""() => { const a = document.querySelector('article').cloneNode(true);
+                                     a.querySelectorAll('pre, script').forEach(e => e.remove());
+                                     return a.textContent; }""")
+    assert "$$" not in prose and "\\(" not in prose and "\\[" not in prose   # all typeset
+    nb = nbformat.read(str(config.SOLUTIONS / f"{stem}.ipynb"), as_version=4)
+    text = re.sub(r"\s+", " ", article)
+    assert [line for line in hidden_only_lines(nb) if re.sub(r"\s+", " ", line) in text] == []
+    assert "BEGIN HIDDEN TESTS" not in page.content()
+    outline = page.locator(".bd-sidebar-secondary nav.page-toc a")
+    assert outline.count() >= 3
+    download = page.locator("a.download-notebook")
+    assert download.get_attribute("href") == f"_sources/{stem}.ipynb"
+    assert page.request.get(f"{served_site}/_sources/{stem}.ipynb").ok
+    page.locator("h2").nth(2).scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "09_site_stage_math.png")
+
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    wait_for_math(page)
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    page.screenshot(path=ARTIFACTS / "10_site_dark.png")
+    page.emulate_media(color_scheme="light")
+
+    # the widest figures: stage 5's grid of six panels, shown column by column, and the
+    # wide single plots across the page outline's column, none shown much smaller than made
+    page.goto(f"{served_site}/{stages[-1].stem}.html")
+    figures = page.locator("article img")
+    figures.last.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('article img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    scales = figures.evaluate_all(
+        "imgs => imgs.map(i => i.getBoundingClientRect().width / i.naturalWidth)")
+    assert scales and min(scales) >= 0.6, scales
+    page.screenshot(path=ARTIFACTS / "11_site_wide_figures.png")
     web = [u for u in requests + failed if u.startswith(("http:", "https:"))]
     assert [u for u in web if not u.startswith(served_site)] == []   # nothing from the network
     assert [u for u in failed if u.startswith("http") and not u.endswith("favicon.ico")] == []

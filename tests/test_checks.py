@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from grader.checks import compare, cmp, decode, encode, shape_hint
+from grader.checks import (HINT_TOPICS, check, compare, cmp, decode, encode, hint_to_open,
+                           shape_hint)
 from grader.config import tolerance
 
 
@@ -92,3 +93,69 @@ def test_cmp_without_autograd_says_what_to_run(monkeypatch):
         cmp("h", torch.zeros(2), torch.zeros(2))
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     cmp("h", torch.zeros(2), torch.zeros(2))   # while grading: a note, the grader judges
+
+
+def test_students_see_the_verdict_and_the_missing_answer_not_frames(tmp_path):
+    """In a notebook a failed check shows its verdict line only, and an answer not yet
+    computed says so; a NameError inside the student's own function keeps its traceback."""
+    import nbformat
+    from nbclient import NotebookClient
+    cells = ["import torch\nfrom grader.checks import check, cmp",
+             "check('probs', torch.ones(3), torch.zeros(3))",
+             "cmp('norm_logits', dnorm_logits, norm_logits)",
+             "def f():\n    return undefined_thing\nf()"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, allow_errors=True, kernel_name="python3").execute(cwd=str(tmp_path))
+    failed, missing, inner = (c.outputs[-1] for c in nb.cells[1:])
+    assert failed.ename == "CheckFailed" and len(failed.traceback) == 1
+    assert "checks.py" not in "".join(failed.traceback) and "probs: 3 of 3" in failed.evalue
+    assert max(map(len, failed.traceback[0].splitlines())) <= 88   # Validate's dialog does not wrap
+    assert missing.ename == "NameError" and "not answered yet" in missing.evalue
+    assert "`dnorm_logits`" in missing.evalue and len(missing.traceback) == 1
+    assert "not answered" not in inner.evalue and len(inner.traceback) > 2
+
+
+def test_row_sums_without_keepdim_get_their_hint():
+    """Stage 1's classic P / P.sum(1): each column divided by another row's sum."""
+    N = torch.randint(1, 50, (27, 27), generator=torch.Generator().manual_seed(0)).float()
+    right = N / N.sum(1, keepdim=True)
+    assert "keepdim=True" in compare(N / N.sum(1), right).problem
+    noisy = right + 0.01 * torch.randn(27, 27, generator=torch.Generator().manual_seed(1))
+    assert "keepdim" not in compare(noisy, right).problem
+    assert "keepdim" not in compare(right.T.contiguous(), right).problem
+
+
+R = torch.randn(8, 5, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("answer, expected, number", [
+    (torch.ones(32, 64), torch.ones(1, 64), 1),   # a broadcast dimension not summed over
+    (torch.ones(64), torch.ones(1, 64), 1),       # the sum's keepdim dropped
+    (torch.ones(40, 64), torch.ones(1, 64), 1),   # too many entries
+    (-R, R, 2),                                   # a flipped sign
+    (32 * R, R, 2),                               # a missing 1/n
+    (R / 2, R, 2),                                # an extra 1/n (or Bessel with n = 2)
+    (32 / 31 * R, R, 2),                          # Bessel's n/(n-1)
+])
+def test_a_recognised_mistake_names_the_hint_that_covers_it(answer, expected, number):
+    problem = compare(answer, expected).problem
+    assert hint_to_open(problem) == f"stuck? open hint {number} above: {HINT_TOPICS[number]}"
+
+
+def test_other_problems_name_no_hint():
+    wrong = R + torch.randn(8, 5, generator=torch.Generator().manual_seed(4))
+    for answer, expected in [(wrong, R), (R.T.contiguous(), R.T.contiguous().T), (None, R),
+                             (R.double(), R), (torch.ones(3), torch.ones(8))]:
+        assert hint_to_open(compare(answer, expected).problem) is None
+    assert hint_to_open(None) is None
+
+
+def test_cmp_names_the_hint_to_open_and_check_does_not():
+    x = torch.randn(8, 5, requires_grad=True)
+    (x * R).sum().backward()
+    with pytest.raises(AssertionError, match=r"^dbnvar: .*sign is flipped.*; stuck\? open "
+                                             r"hint 2 above: the local derivative$"):
+        cmp("bnvar", -R, x)
+    with pytest.raises(AssertionError) as failed:   # stage 1: its hints are not numbered so
+        check("P", -R, R)
+    assert "hint" not in str(failed.value)

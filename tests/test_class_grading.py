@@ -139,3 +139,18 @@ def test_unreadable_zip_is_a_clear_error(tmp_path):
 def test_bad_jobs_is_a_clear_error(tmp_path):
     run = grader("autograde", tmp_path, "--out", tmp_path / "out", "--jobs", "0")
     assert run.returncode != 0 and "--jobs" in run.stderr
+
+
+def test_the_run_ends_with_what_was_graded_and_what_waits(graded):
+    """The last lines name the files, count the notebooks per status and those left to grade
+    by hand (stage 5's written answer: blank in grades.csv)."""
+    printed = (graded / "stdout.txt").read_text()
+    summary = read_csv(graded / "summary.csv")
+    assert f"graded {len({s['student'] for s in summary})} students" in printed
+    assert f"  grades   {graded / 'grades.csv'}" in printed
+    assert f"  report   {graded / 'report.html'}" in printed
+    waiting = {(r["student"], r["notebook"]) for r in read_csv(graded / "grades.csv")
+               if r["score"] == ""}
+    assert waiting and f"{len(waiting)} notebooks wait for manual grading" in printed
+    report = (graded / "report.html").read_text()
+    assert "wait for manual grading (pending below; not counted as missed)" in report

@@ -8,6 +8,8 @@ import pytest
 
 from properties import lost_cells, reports
 
+STAGES = (3, 4)   # pytest -m stageN (tests/conftest.py)
+
 STAGE3 = "03_fused_cross_entropy"
 STAGE4 = "04_fused_batchnorm"
 
@@ -58,7 +60,7 @@ dcounts = counts_sum_inv * dprobs - (counts * dprobs).sum(1, keepdim=True) * cou
 return counts * dcounts""", {"check_large_logits"}),
     "drops the 1/n": ("""d = F.softmax(logits, 1)
 d[range(logits.shape[0]), Y] -= 1
-return d""", {"check_lecture", "check_mean"}),
+return d""", {"check_ce_lecture", "check_mean"}),
     "unstable for large logits": ("""counts = logits.exp()
 d = counts / counts.sum(1, keepdim=True)
 d[range(logits.shape[0]), Y] -= 1
@@ -68,15 +70,15 @@ d[range(logits.shape[0]), Y] -= 1
 return d / 32""", {"check_mean"}),
     "hard-codes the batch of 32": ("""d = F.softmax(logits, 1)
 d[range(32), Y] -= 1
-return d / 32""", {"check_mean", "check_batch_sizes", "check_classes", "check_float64",
+return d / 32""", {"check_mean", "check_ce_batch_sizes", "check_classes", "check_ce_float64",
                    "check_large_logits"}),
     "answers in float32": ("""d = torch.zeros(logits.shape)
 d += F.softmax(logits, 1)
 d[range(logits.shape[0]), Y] -= 1
-return d / logits.shape[0]""", {"check_float64"}),
+return d / logits.shape[0]""", {"check_ce_float64"}),
     "flips the sign": ("return (F.one_hot(Y, logits.shape[1]) - F.softmax(logits, 1)) / len(Y)",
-                       {"check_lecture", "check_mean", "check_batch_sizes", "check_classes",
-                        "check_float64", "check_large_logits"}),
+                       {"check_ce_lecture", "check_mean", "check_ce_batch_sizes", "check_classes",
+                        "check_ce_float64", "check_large_logits"}),
 }
 
 BN_EQUIVALENT_WHOLE = {
@@ -94,17 +96,17 @@ return [dhprebn, dbngain.to(dhpreact.dtype), dbnbias.to(dhpreact.dtype)]""",
 BN_FLAWED_WHOLE = {
     "returns dhprebn alone": ("""n = dhpreact.shape[0]
 return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))""",
-                              {"check_lecture"}),
+                              {"check_bn_lecture"}),
     "parameter gradients without keepdim": ("""n = dhpreact.shape[0]
 dbngain = (bnraw * dhpreact).sum(0)
 dbnbias = dhpreact.sum(0)
 return bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain), dbngain, dbnbias""",
-                                            {"check_lecture"}),
+                                            {"check_bn_lecture"}),
     "swaps dbngain and dbnbias": ("""n = dhpreact.shape[0]
 dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
 dbnbias = dhpreact.sum(0, keepdim=True)
 return bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain), dbnbias, dbngain""",
-                                  {"check_lecture"}),
+                                  {"check_bn_lecture"}),
 }
 
 BN_EQUIVALENT = {
@@ -128,23 +130,23 @@ return bnvar_inv / n * (n * dbnraw - dbnraw.sum(0) - n / (n - 1) * bnraw * (dbnr
 BN_FLAWED = {
     "forgets Bessel's correction": ("""n = dhpreact.shape[0]
 return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - bnraw*(dhpreact*bnraw).sum(0))""",
-                                    {"check_lecture", "check_bessel"}),
+                                    {"check_bn_lecture", "check_bessel"}),
     "drops the 1/n": ("""n = dhpreact.shape[0]
 return bngain*bnvar_inv * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))""",
-                      {"check_lecture", "check_scale"}),
+                      {"check_bn_lecture", "check_scale"}),
     "leaves out the variance's path": ("""return bngain * bnvar_inv * (dhpreact - dhpreact.mean(0, keepdim=True))""",
-                                       {"check_lecture", "check_bessel"}),
+                                       {"check_bn_lecture", "check_bessel"}),
     "hard-codes the batch of 32": ("""return bngain*bnvar_inv/32 * (32*dhpreact - dhpreact.sum(0) - 32/31*bnraw*(dhpreact*bnraw).sum(0))""",
-                                   {"check_scale", "check_bessel", "check_batch_sizes",
-                                    "check_large_batch", "check_float64"}),
+                                   {"check_scale", "check_bessel", "check_bn_batch_sizes",
+                                    "check_large_batch", "check_bn_float64"}),
     "answers in float32": ("""n = dhpreact.shape[0]
 out = torch.zeros(dhpreact.shape)
 out += bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))
-return out""", {"check_float64"}),
+return out""", {"check_bn_float64"}),
     "sums over the wrong dimension": ("""n = dhpreact.shape[0]
 return bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(1, keepdim=True) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))""",
-                                      {"check_lecture", "check_scale", "check_bessel",
-                                       "check_batch_sizes", "check_large_batch", "check_float64"}),
+                                      {"check_bn_lecture", "check_scale", "check_bessel",
+                                       "check_bn_batch_sizes", "check_large_batch", "check_bn_float64"}),
 }
 
 
@@ -203,4 +205,4 @@ def test_batchnorm_function_flaw_loses_exactly_its_cells(reference4, name):
 def test_lone_dhprebn_is_told_to_return_three_gradients(reference4):
     body, _ = BN_FLAWED_WHOLE["returns dhprebn alone"]
     answer = reports(STAGE4, bn(body, parameter_gradients=False))
-    assert "must return three gradients" in answer["check_lecture"]["<error>"]
+    assert "must return three gradients" in answer["check_bn_lecture"]["<error>"]

@@ -204,3 +204,37 @@ def test_folder_only_zip_is_unchanged(tmp_path):
     assert list(present) == [NB]
     assert results[0].reason == f"no {OTHER}.ipynb in the submission (found instead: " \
                                 f"{OTHER} (1).ipynb)"
+
+
+# ---- the instructor's --out: a one-line reason, exit 2, nothing left behind
+
+def test_bad_out_folders_are_refused_in_one_line(tmp_path):
+    from conftest import grader
+    subs = tmp_path / "subs"
+    write_notebook(subs / "alice" / f"{NB}.ipynb", "alice")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for out, why in [(a_file, "is a file, not a folder"),
+                     (a_file / "out", "a_file is a file, not a folder")]:
+        run = grader("autograde", subs, "--out", out)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.count("\n") == 1 and why in run.stderr, run.stderr
+    if os.getuid() != 0:   # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        run = grader("autograde", subs, "--out", locked / "out")
+        assert run.returncode == 2 and "not writable" in run.stderr, run.stderr
+
+
+def test_a_failed_call_leaves_no_out_folder(tmp_path):
+    """An empty zip: the message names the zip and the naming it expects; OUT is not made."""
+    from conftest import grader
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("readme.txt", "nothing here")
+    run = grader("autograde", archive, "--out", tmp_path / "out")
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert str(archive) in run.stderr and "STUDENT_NOTEBOOK.ipynb" in run.stderr, run.stderr
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,8 @@ import torch
 from grader import config
 from grader.mlp import STEPS, batchnorm, forward, init_mlp
 
+STAGES = (2,)   # pytest -m stageN (tests/conftest.py)
+
 STAGE2 = config.SOLUTIONS / "02_backprop_step_by_step.ipynb"
 SETUP_CELLS = ["setup", "data", "init", "batch", "forward"]   # stage 2's provided cells, in order
 

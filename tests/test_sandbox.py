@@ -188,3 +188,94 @@ def test_a_long_cell_is_interrupted_and_the_kernel_goes_on(tmp_path):
     assert nb.cells[0].outputs[-1]["ename"] in ("KeyboardInterrupt", "CellTimeoutError")
     assert printed(nb.cells[1]).strip() == "next"
     assert any("was interrupted" in e for e in events), events
+
+
+WRITABLE_MOUNTS = r'''
+for line in open("/proc/self/mountinfo"):
+    fields = line.split()
+    point, options, kind = fields[4], fields[5].split(","), fields[fields.index("-") + 1]
+    if "rw" in options and kind not in ("proc", "devpts", "devtmpfs"):   # devtmpfs: /dev/null...
+        print("writable:", point, kind)
+for path in ("/dev/fill", "/dev/shm/fill", "/run/kernel/fill", os.getcwd() + "/fill"):
+    try:
+        open(path, "w").write("x")
+        print("ESCAPED: wrote", path)
+    except OSError as e:
+        print("blocked:", path, e.errno)
+'''
+
+
+def test_only_its_own_tmp_is_writable(tmp_path):
+    """No folder of the host and no unbounded tmpfs (/dev, /dev/shm) takes a kernel's writes:
+    only its capped /tmp, which also holds its sockets."""
+    nb, _, work = run(tmp_path, "import os\n" + WRITABLE_MOUNTS)
+    text = printed(nb.cells[0])
+    assert "ESCAPED" not in text, text
+    assert [line for line in text.splitlines() if line.startswith("writable:")] == \
+        ["writable: /tmp tmpfs"], text
+    assert text.count("blocked:") == 4, text
+    assert not list(work.iterdir())
+
+
+@pytest.mark.skipif(os.getuid() == 0, reason="Linux exempts root's processes from RLIMIT_NPROC")
+def test_processes_are_capped(tmp_path):
+    code = ("import threading, time\nstarted = []\ntry:\n    for _ in range(1000):\n"
+            "        t = threading.Thread(target=time.sleep, args=(2,))\n        t.start()\n"
+            "        started.append(t)\nexcept RuntimeError:\n    pass\nprint(len(started))")
+    nb, _, _ = run(tmp_path, code, "print('next')")
+    from grader import config
+    assert int(printed(nb.cells[0])) < config.KERNEL_PROCESSES
+    assert printed(nb.cells[1]).strip() == "next"
+
+
+def test_a_grader_started_through_a_relative_path_still_starts_kernels(tmp_path):
+    """python started as ../.venv/bin/python (a path through `..`): its kernels still start."""
+    bench = tmp_path / "elsewhere"
+    bench.mkdir()
+    relative = os.path.relpath(sys.executable, bench)
+    code = ("import sys; sys.path.insert(0, 'TESTS'); import crafted\n"
+            "from test_sandbox import run, printed\nfrom pathlib import Path\n"
+            "nb, _, _ = run(Path('TMP'), 'print(6 * 7)')\nprint(printed(nb.cells[0]).strip())")
+    code = code.replace("TESTS", os.path.dirname(__file__)).replace("TMP", str(tmp_path / "t"))
+    (tmp_path / "t").mkdir()
+    run_ = subprocess.run([relative, "-c", code], cwd=bench, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.path.dirname(
+                              os.path.dirname(os.path.abspath(__file__)))})
+    assert run_.stdout.strip().endswith("42"), run_.stderr[-2000:]
+
+
+def test_the_grader_connects_once_and_has_no_heartbeat(tmp_path, monkeypatch):
+    """The kernel's sockets are reached through its /proc/PID/root: a kernel that replaced
+    them with symbolic links could only lead a new connection astray, and there is none."""
+    import zmq
+    seen = []
+
+    def record(self, **kwargs):
+        seen.append((self.km.context.getsockopt(zmq.RECONNECT_IVL),
+                     self.kc.context.getsockopt(zmq.RECONNECT_IVL),
+                     self.kc._hb_channel, self.km.ip))
+    monkeypatch.setattr(GuardedExecute, "on_cell_executed", record)
+    nb, _, _ = run(tmp_path, "print('hi')")
+    assert printed(nb.cells[0]).strip() == "hi"
+    (km_reconnect, kc_reconnect, heartbeat, ip), = seen
+    assert km_reconnect == kc_reconnect == -1 and heartbeat is None
+    assert ip.startswith("/proc/") and "/root/tmp/" in ip
+
+
+def test_bubblewraps_own_words_explain_a_failed_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox.BwrapKernelManager, "format_kernel_cmd",
+                        lambda self, extra_arguments=None: ["bwrap", "--no-such-option"])
+    with pytest.raises(KernelStartFailed):
+        run(tmp_path, "x = 1", startup_timeout=5)
+    reason = FAULTS.pop(("alice", tmp_path.name))
+    assert "bubblewrap did not start the kernel" in reason and "no-such-option" in reason, reason
+
+
+def test_what_a_kernel_writes_to_its_stderr_stays_out_of_the_graders_terminal(tmp_path, capfd):
+    """ipykernel turns the cell's own writes to file descriptor 2 into its output; what
+    escapes that (the process's stderr) is kept from the terminal, ANSI escapes and all."""
+    code = ("import os, sys\nos.write(2, b'\\x1b[2J RAW STDERR')\n"
+            "os.write(sys.stderr._original_stdstream_copy, b'\\x1b[2J RAW STDERR')\nprint('ok')")
+    nb, _, _ = run(tmp_path, code)
+    assert "ok" in printed(nb.cells[0])
+    assert "RAW STDERR" not in capfd.readouterr().err

@@ -107,7 +107,8 @@ class GuardedExecute(Execute):
 
     def _kernel_env(self, private):
         if self.sandbox:
-            guard = sandbox_setup(self._workdir, sandbox.INSIDE_TMP, [], writable=[private],
+            guard = sandbox_setup(self._workdir, sandbox.INSIDE_TMP, [],
+                                  processes=config.KERNEL_PROCESSES,
                                   allowed=[f"{sandbox.INSIDE_LIBRARY}/grader",
                                            config.names_path()])
             setup = json.dumps({"block_autograd": self._block, "sandbox": guard})
@@ -129,38 +130,45 @@ class GuardedExecute(Execute):
         return env
 
     def create_kernel_manager(self):
-        """The kernel's connection file and sockets go in its private folder, which only this
-        kernel's sandbox can see."""
+        """The kernel's connection file goes in its private folder; a sandboxed kernel's
+        sockets in its own /tmp, under a name no other kernel uses."""
         km = super().create_kernel_manager()
         km.connection_file = os.path.join(self._private, "connection.json")
         if self.sandbox:
-            km.ip = os.path.join(self._private, "kernel")
-            km.sockets, km.workdir, km.sandbox_env = self._private, self._workdir, self._env
+            km.ip = km.inside_ip = f"{sandbox.INSIDE_TMP}/{os.path.basename(self._private)}/kernel"
+            km.workdir, km.sandbox_env = self._workdir, self._env
         return km
 
     async def async_start_new_kernel(self, **kwargs):
         kwargs.setdefault("env", self._env)
-        self._start_kwargs = kwargs
-        return await super().async_start_new_kernel(**kwargs)
+        self._start_kwargs, self._start_errors = kwargs, []
+        try:
+            return await super().async_start_new_kernel(**kwargs)
+        except Exception as e:   # tried again with the client (below)
+            self._start_failed(e)
 
     start_new_kernel = run_sync(async_start_new_kernel)
 
     async def async_start_new_kernel_client(self):
         """Start the client; a kernel that does not come up is started again (bounded)."""
-        errors = []
-        for attempt in range(self.start_tries):
+        while len(self._start_errors) < self.start_tries:
             try:
-                if attempt:
+                if self._start_errors:
                     self.km = self.create_kernel_manager()
                     await super().async_start_new_kernel(**self._start_kwargs)
                 return await super().async_start_new_kernel_client()
             except Exception as e:   # nbclient has shut the failed kernel down
-                errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                self.log.warning("kernel start %d failed: %s", attempt + 1, errors[-1])
+                self._start_failed(e)
         why = (f"the grading kernel did not start ({self.start_tries} tries; last: "
-               f"{errors[-1]})")
+               f"{self._start_errors[-1]})")
         fault(self._resources, why)
         raise KernelStartFailed(why)
+
+    def _start_failed(self, e):
+        self._stop_kernel()
+        self._start_errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        self.log.warning("kernel start %d failed: %s", len(self._start_errors),
+                         self._start_errors[-1])
 
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
