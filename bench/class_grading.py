@@ -77,12 +77,11 @@ def run_grader(subs, out, jobs, feedback, sandbox=True):
     return time.perf_counter() - start
 
 
-def run_nbgrader(subs, out):
-    """The baseline: one `nbgrader autograde` over the whole class, one notebook at a time,
-    then `nbgrader generate_feedback`; the times after each."""
+def nbgrader_course(subs, out):
+    """OUT/course set up as the grader sets it up, with every student's notebooks submitted
+    for a plain `nbgrader autograde`; its path."""
     course = out / "course"
     course.mkdir(parents=True)
-    start = time.perf_counter()
     add_source(course, nbgrader_api(course, protected=[out]))
     write_nbgrader_config(course, protected=[out])
     for student in sorted(subs.iterdir()):
@@ -90,6 +89,14 @@ def run_nbgrader(subs, out):
         dest.mkdir(parents=True)
         for nb in student.glob("*.ipynb"):
             shutil.copy(nb, dest / nb.name)
+    return course
+
+
+def run_nbgrader(subs, out):
+    """The baseline: one `nbgrader autograde` over the whole class, one notebook at a time,
+    then `nbgrader generate_feedback`; the times after each."""
+    start = time.perf_counter()
+    course = nbgrader_course(subs, out)
     # exits 1 because of the malformed submissions (the grader sets them aside beforehand)
     subprocess.run([str(BIN / "nbgrader"), "autograde", config.ASSIGNMENT, "--force"],
                    cwd=course, env=ENV, capture_output=True, text=True)

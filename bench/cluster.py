@@ -31,11 +31,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from class_grading import BIN, ENV, REPO, class_of, cpu, scores  # noqa: E402
+from class_grading import BIN, ENV, REPO, class_of, cpu, nbgrader_course, scores  # noqa: E402
 from crafted import NOTEBOOKS, write_case  # noqa: E402
 
 from grader import config  # noqa: E402
-from grader.nbgrading import add_source, nbgrader_api, write_nbgrader_config  # noqa: E402
 
 STUDENTS_PROJECTED = 10_000
 CORES = (10, 100, 1000)
@@ -98,15 +97,7 @@ def run_grader(subs, out, *how):
 def run_nbgrader(subs, out):
     """(wall seconds, CPU seconds) of `nbgrader autograde` over the whole class, one notebook
     after another, in a course folder set up as the grader sets it up (not timed)."""
-    course = out / "course"
-    course.mkdir(parents=True)
-    add_source(course, nbgrader_api(course, protected=[out]))
-    write_nbgrader_config(course, protected=[out])
-    for student in sorted(subs.iterdir()):
-        dest = course / "submitted" / student.name / config.ASSIGNMENT
-        dest.mkdir(parents=True)
-        for nb in student.glob("*.ipynb"):
-            shutil.copy(nb, dest / nb.name)
+    course = nbgrader_course(subs, out)
     # exits 1 because of the malformed submissions (the grader sets them aside beforehand)
     wall, used, _ = measured([str(BIN / "nbgrader"), "autograde", config.ASSIGNMENT, "--force"],
                              cwd=course, env=ENV)

@@ -18,6 +18,7 @@ from nbgrader.api import Gradebook
 from conftest import CRAFTED_TIMEOUT, REPO, grader, read_csv
 from crafted import CASES, STAGE2, Case, graded_cells, write_case
 from postgres import postgres_server
+from test_worker_death import children
 
 ENV = {"MAKEMORE_CELL_TIMEOUT": CRAFTED_TIMEOUT}
 # a right answer, a wrong one, the untouched release, a malformed file: each graded, or not,
@@ -205,18 +206,6 @@ def test_by_hand_cluster_grades_without_seeing_the_files(by_hand, local_and_clus
     log = read_csv(out / "course" / ".cluster-run.csv")
     assert sorted(r["student"] for r in log) == ["one_wrong", "solution"]
     assert {r["worker"] for r in log} <= set(cluster.workers.values())
-
-
-def children(pid):
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def descendants(pid):
