@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook
 from conftest import CRAFTED_TIMEOUT, REPO, grader, read_csv
 from crafted import CASES, STAGE2, Case, graded_cells, write_case
 from postgres import postgres_server
-from test_worker_death import children
+from test_worker_death import children, command
 
 ENV = {"MAKEMORE_CELL_TIMEOUT": CRAFTED_TIMEOUT}
 # a right answer, a wrong one, the untouched release, a malformed file: each graded, or not,
@@ -215,13 +215,6 @@ def descendants(pid):
         found += kids
         todo += kids
     return found
-
-
-def command(pid):
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def test_a_lost_worker_costs_nobody_anything(by_hand):
