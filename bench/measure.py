@@ -19,7 +19,7 @@ from crafted import Case, write_case  # noqa: E402
 from grader import config  # noqa: E402
 from grader.autograde import Submission, grade_student  # noqa: E402
 from grader.judge import reference_answers  # noqa: E402
-from grader.training import NBGRADER_ENV  # noqa: E402
+from makemore.training import NBGRADER_ENV  # noqa: E402
 from grader.nbgrading import add_source, course_config, nbgrader_api  # noqa: E402
 
 

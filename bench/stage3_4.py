@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from measure import alternating_blocks, autograde_seconds
 
 from grader import config
-from grader.mlp import batchnorm
+from makemore.mlp import batchnorm
 
 STAGE3, STAGE4 = "03_fused_cross_entropy", "04_fused_batchnorm"
 CALLS, BLOCKS = 20, 100   # each figure: the median over 100 blocks of 20 calls

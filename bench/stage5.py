@@ -24,7 +24,7 @@ import nbformat
 from measure import alternating_blocks, autograde_seconds, cell_seconds, run_solution
 
 from grader import config
-from grader.training import NBGRADER_ENV
+from makemore.training import NBGRADER_ENV
 
 NOTEBOOK = "05_training_and_diagnostics"
 SOLUTION = config.SOLUTIONS / f"{NOTEBOOK}.ipynb"

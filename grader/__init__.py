@@ -1,4 +1,5 @@
-"""The makemore backprop course: course facts, checks, and the nbgrader-based grader."""
+"""The instructor's side of the makemore backprop course: release, sandboxed autograding
+with nbgrader, reports, the reading version. The notebooks import the course library, `makemore`."""
 import sys
 
 # jsonschema (under nbformat) imports this optional IRI checker when it is installed, which

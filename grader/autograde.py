@@ -233,16 +233,37 @@ def _max_score(api, notebook):
 
 # ---------------------------------------------------------------------------- workers
 
-_WORKER = {}
 WORKERS_DIR = ".workers"   # in the course folder: the workers' gradebook copies
 WORKER_POOL_TRIES = 3      # pools started in all when grading processes die
 
 
-def _worker_init(course, db_url, protected, feedback, own_copy):
+@dataclass(frozen=True)
+class GradingRun:
+    """What every grading process of one run is told: the course folder, its gradebook, the
+    folders kernels may not read, and whether feedback pages are written."""
+    course: Path
+    db_url: str
+    protected: tuple[str, ...]
+    feedback: bool = True
+
+
+@dataclass
+class Worker:
+    """One grading process's state: its run, and its gradebook, opened on its first student
+    (own_copy: a SQLite copy of its own, nbgrader #174)."""
+    run: GradingRun
+    own_copy: bool
+    own_db: str | None = None
+    api: object = None   # nbgrader's NbGraderAPI on own_db
+
+
+_worker: Worker | None = None   # this process's, set by _worker_init
+
+
+def _worker_init(run, own_copy):
     """Worker process start; its gradebook is opened on its first student."""
-    _WORKER.clear()
-    _WORKER.update(course=Path(course), db_url=db_url, protected=protected, feedback=feedback,
-                   own_copy=own_copy)
+    global _worker
+    _worker = Worker(run, own_copy)
 
 
 def _worker_ready():
@@ -252,9 +273,9 @@ def _worker_ready():
 
 def _worker_reference(source):
     """Compute a solution's reference answers into the course's cache (see judge.py)."""
-    w = _WORKER
+    run = _worker.run
     cached_reference_answers(Path(source),
-                             course_config(w["course"], w["db_url"], protected=w["protected"]))
+                             course_config(run.course, run.db_url, protected=run.protected))
 
 
 def _claim_gradebook(course):
@@ -272,23 +293,22 @@ def _claim_gradebook(course):
 def _worker_grade(submission, notebooks, out):
     """Grade one student: Results, and their grades to import into the course gradebook
     (None when the worker wrote there itself)."""
-    w = _WORKER
-    if "api" not in w:
-        w["own_db"] = _claim_gradebook(w["course"]) if w["own_copy"] else w["db_url"]
-        w["api"] = nbgrader_api(w["course"], w["own_db"], protected=w["protected"])
-    results = grade_student(w["api"], w["course"], submission, notebooks,
-                            out if w["feedback"] else None)
-    grades = export_grades(w["own_db"], submission.student) if w["own_copy"] else None
+    w, run = _worker, _worker.run
+    if w.api is None:
+        w.own_db = _claim_gradebook(run.course) if w.own_copy else run.db_url
+        w.api = nbgrader_api(run.course, w.own_db, protected=run.protected)
+    results = grade_student(w.api, run.course, submission, notebooks,
+                            out if run.feedback else None)
+    grades = export_grades(w.own_db, submission.student) if w.own_copy else None
     return results, grades
 
 
-def start_workers(course, db_url, protected, jobs, feedback):
+def start_workers(run: GradingRun, jobs: int) -> ProcessPoolExecutor:
     """A pool of `jobs` grading processes, started now so that they load while the course is
     set up. With a SQLite gradebook each writes its own copy (nbgrader #174)."""
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init,
-                               initargs=(str(course), db_url, protected, feedback,
-                                         bool(sqlite_file(db_url))))
+                               initargs=(run, bool(sqlite_file(run.db_url))))
     for _ in range(jobs):
         pool.submit(_worker_ready)
     return pool
@@ -311,8 +331,8 @@ def heaviest_first(submissions, sources):
         n for nb, n in size.items() if (sub.folder / f"{nb}.ipynb").is_file()))
 
 
-def grade_all(pool, jobs, course, db_url, protected, sources, references, submissions,
-              notebooks, out, progress=True, feedback=True):
+def grade_all(pool, jobs: int, run: GradingRun, sources, references, submissions, notebooks,
+              out, progress: bool = True) -> list[Result]:
     """Results of every submission. With a pool (start_workers), the workers have been given
     the reference answers to compute (start_references) and then grade students, heaviest
     first; the main process imports each student's grades into the course gradebook as they
@@ -328,11 +348,12 @@ def grade_all(pool, jobs, course, db_url, protected, sources, references, submis
         bar.write(f"{sub.student}: " + ", ".join(f"{r.notebook} {r.status}" for r in res),
                   file=sys.stdout)
 
+    course, db_url = run.course, run.db_url
     if pool is None:
-        cfg = course_config(course, db_url, protected=protected)
+        cfg = course_config(course, db_url, protected=run.protected)
         for source in sources:   # a solution failing its own tests stops the run here
             cached_reference_answers(source, cfg)
-        _worker_init(course, db_url, protected, feedback, own_copy=False)
+        _worker_init(run, own_copy=False)
         for sub in submissions:
             done(sub, _worker_grade(sub, notebooks, out)[0])
         bar.close()
@@ -343,7 +364,7 @@ def grade_all(pool, jobs, course, db_url, protected, sources, references, submis
         gb = stack.enter_context(Gradebook(db_url, config.COURSE_ID)) if sqlite else None
         for attempt in range(WORKER_POOL_TRIES):
             if attempt:   # a worker died: a fresh pool grades the students it had again
-                pools.append(start_workers(course, db_url, protected, jobs, feedback))
+                pools.append(start_workers(run, jobs))
             if sqlite:   # a copy per worker (PostgreSQL: the workers write there themselves)
                 shutil.rmtree(copies, ignore_errors=True)
                 copies.mkdir()
@@ -542,8 +563,8 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
     given_db = db_url
     db_url = db_url or nbgrader_api(course).coursedir.db_url
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(submissions)))
-    pool = start_workers(course, db_url, protected, jobs, feedback) \
-        if jobs > 1 and not cluster else None
+    run = GradingRun(course, db_url, tuple(protected), feedback)
+    pool = start_workers(run, jobs) if jobs > 1 and not cluster else None
     try:
         if cluster:   # the work goes to a Dask cluster
             from .cluster import grade_on_cluster
@@ -554,8 +575,8 @@ def autograde(submissions, out, db_url=None, jobs=None, zip_regexp=None, progres
             references = start_references(pool, sources)   # while nbgrader generates the source
             generate_source(course, nbgrader_api(course, given_db, protected=protected))
             write_nbgrader_config(course, given_db, protected)
-            results = grade_all(pool, jobs, course, db_url, protected, sources, references,
-                                submissions, notebooks, out, progress, feedback)
+            results = grade_all(pool, jobs, run, sources, references, submissions, notebooks,
+                                out, progress)
     finally:
         if pool is not None:   # idle workers exit while the outputs are written
             pool.shutdown(wait=False, cancel_futures=True)

@@ -138,14 +138,17 @@ _LOCK = threading.Lock()    # one student at a time per process (nbgrader is not
 
 
 def fingerprint() -> dict:
-    """What decides a score besides the submission: the grader's code and the versions of the
-    libraries it grades with. The client and every worker must agree on all of it."""
+    """What decides a score besides the submission: the code of the course library and the
+    grader, and the versions of the libraries it grades with. The client and every worker must
+    agree on all of it."""
     from importlib.metadata import version
-    here = Path(__file__).resolve().parent
+
+    from .sandbox import library_folders
     code = hashlib.sha256()
-    for path in sorted(here.rglob("*.py")):
-        code.update(path.relative_to(here).as_posix().encode() + b"\0")
-        code.update(hashlib.sha256(path.read_bytes()).digest())
+    for here in library_folders():
+        for path in sorted(here.rglob("*.py")):
+            code.update(f"{here.name}/{path.relative_to(here).as_posix()}".encode() + b"\0")
+            code.update(hashlib.sha256(path.read_bytes()).digest())
     return {"grader": code.hexdigest()[:16],
             "python": ".".join(platform.python_version_tuple()[:2]),
             **{name: version(name) for name in ("torch", "numpy", "nbgrader", "nbclient",
@@ -541,10 +544,8 @@ class ClusterGrading:
             if r.status == "malformed":
                 (self.course / "submitted" / sid / config.ASSIGNMENT /
                  f"{r.notebook}.ipynb").unlink(missing_ok=True)
-        if grades := reply.get("grades"):   # only the notebooks graded now: the others keep
-            run = {r.notebook for r in reply["results"] if r.status != "malformed"}   # theirs
-            import_grades(gb, {**grades, "notebooks": {nb: g for nb, g in
-                                                       grades["notebooks"].items() if nb in run}})
+        if grades := reply.get("grades"):   # as locally: missing and unreadable notebooks
+            import_grades(gb, grades)        # included (nbgrader scores them 0, no manual grade)
         if feedback and not reply.get("feedback"):   # the grader failed: say so
             from .autograde import write_feedback
             write_feedback(self.api, self.course, out, sid, reply["results"])

@@ -1,28 +1,15 @@
-"""Course facts, each stated once: paths, seeds, grading tolerance, nbgrader setup."""
+"""How grading runs, each setting stated once: the nbgrader course, kernel limits, caches.
+
+The course's own facts (paths, data, seeds, tolerance) are in makemore.config; the grader
+uses them from there.
+"""
 import os
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SOLUTIONS = REPO / "solutions"   # nbgrader source: solutions and hidden tests
-NOTEBOOKS = REPO / "notebooks"   # the student release, generated from SOLUTIONS
-
-# The dataset. Set MAKEMORE_NAMES to use another names file (e.g. the lecture's names.txt).
-NAMES_ENV = "MAKEMORE_NAMES"
-DEFAULT_NAMES = REPO / "data" / "names.txt"
-
-SEED = 2147483647        # the lecture's torch.Generator seed
-SPLIT_SEED = 42          # the lecture's random.seed before shuffling the words
+from makemore.config import (DEFAULT_NAMES, NAMES_ENV, NOTEBOOKS, REPO, SEED,  # noqa: F401
+                             SOLUTIONS, names_path)
 
 COURSE_ID = "makemore-backprop"
 ASSIGNMENT = "makemore"  # one nbgrader assignment holds every stage's notebook
-
-# Grading tolerance, one rule for every graded float answer: an answer a passes against the
-# reference r when, element by element, |a - r| <= RTOL_EPS * eps * |r| + eps, with eps the
-# machine epsilon of r's dtype (float32: 1.19e-7, float64: 2.2e-16). Shapes and dtypes must
-# match exactly; integer answers must be equal. On torch 2.13 CPU correct float32 answers
-# differ from the reference by at most ~5e-9 absolute and ~1e-5 relative, while real
-# mistakes (a missing 1/n, Bessel's n/(n-1), a sign) differ by 3% or more.
-RTOL_EPS = 100
 
 # Limits of every grading kernel (grader.guard). A cell that runs longer than CELL_TIMEOUT
 # is interrupted and scores as an error (MAKEMORE_CELL_TIMEOUT overrides it, e.g. for tests).
@@ -48,19 +35,8 @@ NO_SANDBOX_ENV = "MAKEMORE_NO_SANDBOX"   # "1": kernels without bubblewrap (--no
 KERNEL_START_TRIES = 3           # a kernel that fails to start is tried this often
 
 # Reference answers are cached in OUT/course/.references, keyed by a hash of the solution
-# notebook, the torch version, the names file and grader/checks.py. MAKEMORE_REFERENCE_CACHE
+# notebook, the torch version, the names file and makemore/checks.py. MAKEMORE_REFERENCE_CACHE
 # names another folder for that cache, shared by several output folders (the tests use it);
 # grading kernels cannot read it either way.
 REFERENCE_CACHE_ENV = "MAKEMORE_REFERENCE_CACHE"
 
-
-def names_path():
-    """The names file every notebook reads: $MAKEMORE_NAMES if set, else data/names.txt."""
-    return Path(os.environ.get(NAMES_ENV) or DEFAULT_NAMES).expanduser().resolve()
-
-
-def tolerance(dtype):
-    """(rtol, atol) for comparing floating tensors of this dtype."""
-    import torch
-    eps = torch.finfo(dtype).eps
-    return RTOL_EPS * eps, eps

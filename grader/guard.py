@@ -31,8 +31,8 @@ from contextlib import contextmanager
 
 GUARD_ENV = "MAKEMORE_GUARD"
 START = "__import__('grader.guard').guard.start()"   # what the kernel runs at start-up
-PRELOAD = ("numpy", "torch", "torch.nn.functional", "grader.checks",
-           "grader.data")   # imported before the audit hook, which refuses ctypes
+PRELOAD = ("numpy", "torch", "torch.nn.functional", "makemore.checks",
+           "makemore.data")   # imported before the audit hook, which refuses ctypes
 
 
 class AutogradOff(RuntimeError):

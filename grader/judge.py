@@ -25,7 +25,8 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 
 from . import GradingError, config, policy
-from .checks import ANSWER_MIME, compare, decode
+from makemore import checks
+from makemore.checks import ANSWER_MIME, compare, decode
 from .preprocessors.enforce_policy import FAILED_KEY, REFUSED_KEY
 from .preprocessors.events import record as note
 from .preprocessors.execute import GRADER_CELL_KEY, NOT_RUN_KEY, QUIET_KEY, GuardedExecute
@@ -118,7 +119,7 @@ class CarryAnswers(ReferenceAnswers):
             carried = [r for r in expected.get(_grade_id(cell), []) if r.get("carry")]
             if carried:
                 source = "\n".join(
-                    f"{r['name']} = __import__('grader.checks').checks.decode({dict(r)!r})"
+                    f"{r['name']} = __import__('makemore.checks').checks.decode({dict(r)!r})"
                     for r in carried if r["name"].isidentifier())
                 cells.append(new_code_cell(source, metadata={CARRY_KEY: True, QUIET_KEY: True,
                                                                GRADER_CELL_KEY: True}))
@@ -260,7 +261,7 @@ def reference_key(path):
     import torch
     h = hashlib.sha256()
     here = Path(__file__).parent
-    code = [here / "checks.py", here / "preprocessors" / "formula_checks.py",
+    code = [Path(checks.__file__), here / "preprocessors" / "formula_checks.py",
             *sorted((here / "rules").glob("*.py"))]
     for part in [Path(path).read_bytes(), torch.__version__.encode(),
                  config.names_path().read_bytes(), *(c.read_bytes() for c in code)]:

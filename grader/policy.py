@@ -49,7 +49,14 @@ DYNAMIC_ATTRIBUTES = frozenset({
     "singledispatchmethod", "update_wrapper", "wraps", "make_dataclass", "bmat", "r_", "c_",
     "mro", "ABCMeta", "EnumMeta", "EnumType", "NamedTupleMeta", "FunctionType",
     "MethodDescriptorType", "MethodWrapperType", "WrapperDescriptorType", "TMonitor",
-    "attrgetter", "methodcaller"})
+    "attrgetter", "methodcaller",
+    # torch.compile hands a backend the traced graph, whose nodes call methods named by
+    # strings and whose code is re-executed; tqdm's format_meter formats any object it is given
+    "compile", "call_method", "call_function", "call_module", "recompile", "format_meter"})
+# what to write instead, where a refused name has an everyday use
+DYNAMIC_INSTEAD = {"type": " (to see what x is: x.shape, x.dtype, isinstance(x, torch.Tensor))",
+                   "help": " (the docs: torch's and numpy's websites, or Shift+Tab in the lab)",
+                   "display": " (print it, or make it the cell's last line)"}
 DUNDER = re.compile(r"^__\w+__$")
 # enum's classes, but as a class's bases: their functional API, Enum("E", {name: value}),
 # builds a class from a namespace dict, dunder methods (__torch_function__, __eq__) included
@@ -68,7 +75,7 @@ COURSE_FILE_READERS = frozenset({"load_words"})
 
 ALLOWED_MODULES = frozenset({
     "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.linalg",
-    "torch.special", "torch.fft", "torch.random", "torch.cuda",
+    "torch.special", "torch.fft", "torch.random", "torch.cuda", "torch.testing",
     "torch.backends", "math", "cmath", "numpy", "numpy.random", "numpy.linalg", "numpy.fft",
     "random", "itertools", "collections", "functools", "dataclasses", "string", "statistics",
     "time", "typing", "matplotlib", "matplotlib.pyplot", "tqdm", "tqdm.auto", "heapq",
@@ -87,6 +94,16 @@ READY_MADE = frozenset({"softmax", "log_softmax", "softmin", "cross_entropy", "n
                         "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer",
                         "kl_div", "KLDivLoss", "ctc_loss", "CTCLoss"})
 READY_MADE_CLASSES = frozenset(n for n in READY_MADE if n[0].isupper())
+# what a by-hand answer must not reach either, under any name of that family, now or in a
+# later torch: log-sum-exp in all its forms (it takes each row's maximum out for the answer),
+# every softmax, cross-entropy and NLL (linear_cross_entropy, NLLLoss2d, poisson_nll_loss, ...)
+BY_HAND_FAMILY = re.compile(r"(?i)soft_?m(ax|in)|cross_?entropy|nll|log_?(cum_?)?(sum|add)_?exp")
+# grad mode's own context managers: a subclass can change what their `with` block restores
+GRAD_MODE_CLASSES = frozenset({"no_grad", "enable_grad", "set_grad_enabled", "inference_mode"})
+# what names an answer's own variables may carry although autograd has a function of that
+# name: torch's can only be bound through an import or an attribute, both checked
+BARE_NAMES_OK = frozenset({"grad", "func", "ops", "vjp", "jvp", "jacobian", "hessian", "jacrev",
+                           "jacfwd", "vmap", "grad_and_value"})
 
 
 @functools.cache
@@ -185,16 +202,19 @@ def policies_of(notebook):
 
 # ------------------------------------------------------------------ the check
 
-def check_source(source, policy, course_imports=frozenset()):
+def check_source(source, policy, course_imports=frozenset(), course_autograd=frozenset()):
     """The violations of policy in a cell's source ([] if it keeps every rule).
 
     course_imports: the (module, name) pairs the course's own cells import from the course
-    packages (grader, makemore); a student may import those and nothing else from them."""
+    packages (grader, makemore); a student may import those and nothing else from them.
+    course_autograd: names the course's own cells define that hand on autograd's gradients
+    (course_autograd_of); an answer under a no-autograd policy may not use them."""
     code, magics = _without_magics(source)
     deep = [Violation(1, "...", "this cell is nested too deeply to be checked")]
     try:
         tree = _tree(code, source)
-        found = [] if tree is None else _Checker(policy, course_imports).run(tree)
+        found = [] if tree is None else _Checker(policy, course_imports,
+                                                 course_autograd).run(tree)
     except RecursionError:   # too deep to check (and to compile: nothing of it would run)
         found = deep
     return sorted(magics + found, key=lambda v: v.line)
@@ -344,9 +364,34 @@ def course_imports_of(sources):
     return frozenset(found)
 
 
+def course_autograd_of(sources):
+    """Names of the functions and classes the course's own cells define that hand on what
+    autograd computes (they read .grad, switch grad mode on, ...: stage 5's autograd twin
+    `autograd_step`), and of those that call them. A course helper that only calls
+    .backward() on tensors of its own (a check comparing with autograd) is not among them."""
+    defined = {}
+    for source in sources:
+        try:
+            tree = ast.parse(_without_magics(HIDDEN_TESTS.sub("", source))[0])
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                walked = list(ast.walk(node))
+                hands_on = any(isinstance(n, ast.Attribute) and (
+                    n.attr in AUTOGRAD_NAMES - {"backward"} or n.attr in AUTOGRAD_ATTRIBUTES)
+                    for n in walked)
+                defined[node.name] = hands_on, {n.id for n in walked if isinstance(n, ast.Name)}
+    doors = {name for name, (hands_on, _) in defined.items() if hands_on}
+    while grown := {name for name, (_, uses) in defined.items() if uses & doors} - doors:
+        doors |= grown
+    return frozenset(doors)
+
+
 class _Checker(ast.NodeVisitor):
-    def __init__(self, policy, course_imports):
+    def __init__(self, policy, course_imports, course_autograd=frozenset()):
         self.policy, self.course_imports, self.found = policy, course_imports, []
+        self.course_autograd = course_autograd
         self.called = set()   # ids of Attribute/Name nodes that are directly called
         self.bare_calls = set()   # ...with no arguments
         self.bases = set()   # ids of the nodes naming a class's bases
@@ -385,14 +430,17 @@ class _Checker(ast.NodeVisitor):
                                      "they reach PyTorch's and the grader's internals")
             return
         if not p.autograd and (name in AUTOGRAD_NAMES and not (
-                name in AUTOGRAD_DEFINABLE and not attribute) or attribute and (
+                name in AUTOGRAD_DEFINABLE | BARE_NAMES_OK and not attribute) or attribute and (
                 name in AUTOGRAD_ATTRIBUTES or AUTOGRAD_INFIX in name)):
             self.refuse(node, shown, "autograd is not allowed here: derive this gradient "
                                      "yourself")
+        if not p.autograd and not attribute and name in self.course_autograd:
+            self.refuse(node, shown, "this is the course's own code that takes gradients from "
+                                     "autograd: an answer here may not use it")
         if not attribute and name in DYNAMIC_NAMES or name in DYNAMIC_ATTRIBUTES or (
                 name in NAMESPACE_CLASSES and id(node) not in self.bases):
             self.refuse(node, shown, "dynamic code, attribute or namespace access is not "
-                                     "allowed in answers")
+                                     "allowed in answers" + DYNAMIC_INSTEAD.get(name, ""))
         if name in COURSE_FILE_READERS and id(node) not in self.bare_calls:
             self.refuse(node, shown, "the course reads its own files: call it as the course "
                                      "does, with no path")
@@ -400,12 +448,16 @@ class _Checker(ast.NodeVisitor):
                           or name in refused_module_attributes()):
             self.refuse(node, shown, "frames, code objects, files and modules the course "
                                      "does not hand out are off limits")
-        if name in READY_MADE and (p.by_hand or (p.guard_ready_made and (
-                name in READY_MADE_CLASSES or id(node) not in self.called or not attribute))):
-            rule = ("compute it by hand here (exp, normalise, log): PyTorch's softmax and "
-                    "cross-entropy are not allowed in this answer") if p.by_hand else \
-                   ("in this notebook PyTorch's softmax and cross-entropy may only be called "
-                    "directly, as F.softmax(...), never imported, renamed or stored")
+        # bare names are the answer's own (def softmax(...)): PyTorch's are reached through an
+        # attribute or an import, both checked here
+        if attribute and ((p.by_hand and (name in READY_MADE or BY_HAND_FAMILY.search(name)))
+                          or (p.guard_ready_made and name in READY_MADE and (
+                              name in READY_MADE_CLASSES or id(node) not in self.called))):
+            rule = ("compute it by hand here (max, exp, normalise, log): PyTorch's softmax, "
+                    "logsumexp and cross-entropy are not allowed in this answer") \
+                if p.by_hand else ("in this notebook PyTorch's softmax and cross-entropy may "
+                                   "only be called directly, as F.softmax(...), never imported, "
+                                   "renamed or stored")
             self.refuse(node, shown, rule)
 
     def visit_Name(self, node):
@@ -446,6 +498,12 @@ class _Checker(ast.NodeVisitor):
 
     def visit_ClassDef(self, node):
         self.check_identifier(node, node.name, attribute=False, defining=True)
+        if not self.policy.autograd:
+            for base in node.bases:
+                named = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+                if named in GRAD_MODE_CLASSES:
+                    self.refuse(base, f"class {node.name}({named})", "autograd is not allowed "
+                                "here: a subclass of a grad-mode manager can switch it back on")
         self.generic_visit(node)
 
     def visit_arg(self, node):
@@ -466,6 +524,11 @@ class _Checker(ast.NodeVisitor):
     def visit_keyword(self, node):
         if node.arg and node.arg.startswith("_"):
             self.check_identifier(node, node.arg, attribute=False)
+        if node.arg == "bar_format" and not (
+                isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                and not re.search(r"\{[^{}:!]*[.\[]", node.value.value)):
+            self.refuse(node, "bar_format=...", "format strings may not reach attributes or "
+                                                "items, nor be computed (write it out)")
         self.generic_visit(node)
 
     def visit_MatchClass(self, node):

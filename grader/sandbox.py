@@ -15,7 +15,9 @@ import collections
 import functools
 import json
 import os
+import select
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -46,9 +48,14 @@ class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot make namespaces here."""
 
 
-def library_folder():
-    """The folder of the course library the grading process itself runs (this checkout)."""
-    return Path(__file__).resolve().parent
+PACKAGES = ("makemore", "grader")   # what a kernel imports of this checkout: the course
+                                    # library and the grader's in-kernel part (guard, rules)
+
+
+def library_folders() -> list[Path]:
+    """The folders of the packages PACKAGES the grading process itself runs (this checkout)."""
+    import importlib
+    return [Path(importlib.import_module(p).__file__).resolve().parent for p in PACKAGES]
 
 
 @functools.cache
@@ -134,7 +141,8 @@ def command(kernel_cmd, workdir, connection_file, env, tmp_size=None, info_fd=No
     args = ["bwrap", *info, *_namespaces(), *_system_binds(),
             "--size", str(tmp_size or config.KERNEL_DISK), "--tmpfs", INSIDE_TMP,
             *_python_binds(),
-            "--ro-bind", str(library_folder()), f"{INSIDE_LIBRARY}/grader",
+            *[a for folder in library_folders()
+              for a in ("--ro-bind", str(folder), f"{INSIDE_LIBRARY}/{folder.name}")],
             "--ro-bind", str(names), str(names),
             *_font_cache_binds(),
             "--ro-bind", str(workdir), str(workdir),
@@ -192,6 +200,7 @@ class BwrapKernelManager(AsyncKernelManager):
     sandbox_env = None
     inside_ip = None
     stderr_tail = ()   # the kernel's last stderr lines, once it is launched
+    sandbox_pid = None   # the sandbox's first process (bwrap's child-pid), once it is known
     client_class = DottedObjectName("grader.sandbox.SandboxKernelClient")
     client_factory = SandboxKernelClient
 
@@ -230,26 +239,48 @@ class BwrapKernelManager(AsyncKernelManager):
         # terminal: stderr's last lines are kept to explain a kernel that does not start
         kw.update(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            kernel_cmd = [str(write) if a == _INFO_FD_PLACEHOLDER else a for a in kernel_cmd]
-            await super()._async_launch_kernel(kernel_cmd, pass_fds=(write,), **kw)
-        finally:
-            os.close(write)
-        self.stderr_tail = collections.deque(maxlen=STDERR_LINES)
-        threading.Thread(target=_keep_last_lines, daemon=True,
-                         args=(self.provisioner.process.stderr, self.stderr_tail)).start()
-        try:
+            try:
+                kernel_cmd = [str(write) if a == _INFO_FD_PLACEHOLDER else a for a in kernel_cmd]
+                await super()._async_launch_kernel(kernel_cmd, pass_fds=(write,), **kw)
+            finally:
+                os.close(write)
+            self.stderr_tail = collections.deque(maxlen=STDERR_LINES)
+            threading.Thread(target=_keep_last_lines, daemon=True,
+                             args=(self.provisioner.process.stderr, self.stderr_tail)).start()
             info = await asyncio.wait_for(asyncio.to_thread(_read_all, read), 60)
+            try:
+                self.sandbox_pid = json.loads(info)["child-pid"]
+            except (ValueError, KeyError, TypeError):
+                status = self.provisioner.process.poll() if self.provisioner else None
+                raise SandboxUnavailable("bubblewrap did not start the kernel"
+                                         + (f" (exit status {status})" if status else "")
+                                         + self._last_words()) from None
+            self.ip = f"/proc/{self.sandbox_pid}/root{self.inside_ip}"
+            await self._sockets_listening()
+        except BaseException:   # a start that fails half-way leaves no sandbox behind
+            self.end_sandbox(read)
+            raise
         finally:
             os.close(read)
-        try:
-            pid = json.loads(info)["child-pid"]
-        except (ValueError, KeyError, TypeError):
-            status = self.provisioner.process.poll() if self.provisioner else None
-            raise SandboxUnavailable("bubblewrap did not start the kernel"
-                                     + (f" (exit status {status})" if status else "")
-                                     + self._last_words()) from None
-        self.ip = f"/proc/{pid}/root{self.inside_ip}"
-        await self._sockets_listening()
+
+    def end_sandbox(self, info_fd=None):
+        """Kill the sandbox this manager started, whatever state its start reached: the
+        sandbox's first process (all in its PID namespace die with it) and bwrap itself.
+
+        Killing bwrap alone is not enough: killed right after it started, before the
+        sandbox's first process has asked to die with it, it leaves that process running.
+        info_fd: bwrap's --info-fd pipe, read (briefly) for the sandbox's pid if not known."""
+        if self.sandbox_pid is None and info_fd is not None:
+            self.sandbox_pid = _child_pid(info_fd, within=5)
+        process = getattr(self.provisioner, "process", None)
+        if process is None or process.poll() is not None:
+            return   # bwrap has ended, and its sandbox with it (a pid is not reused blindly)
+        if self.sandbox_pid is not None and _parent_of(self.sandbox_pid) == process.pid:
+            try:
+                os.kill(self.sandbox_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.kill()
 
     async def _sockets_listening(self, timeout=60):
         """Wait until the kernel has made its sockets (before any cell runs): the grader
@@ -300,6 +331,34 @@ def _is_socket(path):
         return stat.S_ISSOCK(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+def _child_pid(fd, within):
+    """The sandbox's pid from bwrap's --info-fd pipe, read for at most `within` seconds
+    (None if bwrap ends or falls silent first)."""
+    text, deadline = b"", time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return None
+        if not chunk:
+            break
+        text += chunk
+        try:
+            return int(json.loads(text)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            continue   # not all written yet
+    return None
+
+
+def _parent_of(pid):
+    """The parent process id of pid (None if there is no such process)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def _read_all(fd):

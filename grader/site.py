@@ -210,7 +210,7 @@ def fit_figures(cell):
 
 
 def _drop_unused_imports(nb):
-    """Names imported `from grader.checks` that no code of the reading copy uses any more
+    """Names imported `from makemore.checks` that no code of the reading copy uses any more
     (`report`, which hidden tests call) are dropped from the import."""
     code = [c for c in nb.cells if c.cell_type == "code"]
     everything = "\n".join(c.source for c in code)
@@ -219,7 +219,7 @@ def _drop_unused_imports(nb):
     def keep(match):
         names = [n.strip() for n in match.group(1).split(",")]
         used = [n for n in names if len(re.findall(rf"\b{n}\b", everything)) > 1]
-        return f"from grader.checks import {', '.join(used)}" if used else ""
+        return f"from makemore.checks import {', '.join(used)}" if used else ""
     for cell in code:
         cell.source = line.sub(keep, cell.source)
 

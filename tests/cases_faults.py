@@ -46,15 +46,16 @@ CASES = [
          filename="my_backprop.ipynb", status="missing",
          reason="found instead: my_backprop.ipynb"),
     Case("fault_extra_files", STAGE2, {}, set(),
-         "extra files are ignored and recorded; a grader package beside the notebook "
-         "never reaches the kernel",
+         "extra files are ignored and recorded; a course library or grader package beside "
+         "the notebook never reaches the kernel",
          extra_files=(("notes.txt", "my notes"),
                       ("grader/__init__.py", ""),
                       ("grader/guard.py", "def start():\n    pass\n"),
-                      ("grader/checks.py", "def report(*a, **k):\n    pass\n"
-                                           "def cmp(*a, **k):\n    pass\n")),
-         reason="ignored extra files: grader/__init__.py, grader/checks.py, grader/guard.py, "
-                "notes.txt"),
+                      ("makemore/__init__.py", ""),
+                      ("makemore/checks.py", "def report(*a, **k):\n    pass\n"
+                                             "def cmp(*a, **k):\n    pass\n")),
+         reason="ignored extra files: grader/__init__.py, grader/guard.py, "
+                "makemore/__init__.py, makemore/checks.py, notes.txt"),
     Case("fault_huge_output", STAGE2,
          {"answer_h": "for _ in range(40):\n    print('x' * 100_000)\n" + SOLUTION_DH},
          set(), "a huge output is cut; the answer still counts",

@@ -4,7 +4,7 @@ cross_entropy_backward loses, and why.
 check_ce_lecture compares the raw answer on the lecture's batch, so every wrong value loses it.
 check_mean compares raw answers at other batch sizes: the one cell for the overall scale.
 check_ce_batch_sizes, check_classes, check_ce_float64 and check_large_logits compare answers scaled
-to norm 1 (grader.checks.direction), so a wrong constant factor does not cost them again;
+to norm 1 (makemore.checks.direction), so a wrong constant factor does not cost them again;
 check_large_logits also reports whether every entry is finite. tests/test_fused_properties.py
 runs the same hidden tests in-process for more variants, including equivalent formulas.
 """

@@ -5,7 +5,7 @@ batchnorm_backward returns batchnorm's three gradients (dhprebn, dbngain, dbnbia
 check_bn_lecture compares all three on the lecture's batch, so every wrong value loses it.
 check_scale compares raw dhprebn answers for upstream gradients with no component along bnraw:
 the Bessel term vanishes there, so it grades the scale (1/n, bnvar_inv) alone. check_bessel
-compares answers scaled to norm 1 (grader.checks.direction) at n = 2, 5 and 8: Bessel's factor,
+compares answers scaled to norm 1 (makemore.checks.direction) at n = 2, 5 and 8: Bessel's factor,
 not the scale. check_bn_batch_sizes, check_large_batch and check_bn_float64 use both devices (no
 component along bnraw, norm 1), so neither flaw costs them. tests/test_fused_properties.py runs
 the same hidden tests in-process for more variants, including equivalent formulas.

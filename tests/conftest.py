@@ -37,9 +37,10 @@ CRAFTED_TIMEOUT = "10"   # seconds per cell in the crafted run: the infinite loo
 
 
 def grader_files():
-    """sha256 of every file of the grader package (a kernel must not change them)."""
+    """sha256 of every file of the course library and the grader (a kernel must not change
+    them)."""
     return {str(p.relative_to(REPO)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((REPO / "grader").rglob("*.py"))}
+            for package in ("makemore", "grader") for p in sorted((REPO / package).rglob("*.py"))}
 
 
 @pytest.fixture(scope="session")

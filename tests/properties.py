@@ -13,7 +13,7 @@ import nbformat
 import torch
 
 from grader import config
-from grader.checks import compare
+from makemore.checks import compare
 from grader.policy import HIDDEN_TESTS as HIDDEN
 from grader.rules import stage3, stage4, stage5
 

@@ -6,6 +6,7 @@ headless run: loopback, a free port, a token. Playwright drives Debian's Chromiu
 temporary folder, never the repository's. Screenshots go to artifacts/browser/ for a person
 to look at.
 """
+import ast
 import functools
 import http.server
 import json
@@ -132,9 +133,11 @@ def lab(tmp_path_factory):
             time.sleep(0.5)
         yield {"url": url, "token": token, "root": root, "log": tmp / "lab.log"}
     finally:
-        os.killpg(server.pid, signal.SIGTERM)   # the server shuts its kernels down
         try:
+            os.killpg(server.pid, signal.SIGTERM)   # the server shuts its kernels down
             server.wait(timeout=30)
+        except ProcessLookupError:   # `make lab` had already ended (its failure is reported)
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
@@ -203,34 +206,53 @@ def validate(page, panel, shot):
     return result
 
 
+def type_answer(page, cells, index, code):
+    editor = cells.nth(index).locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(code)
+    assert "raise NotImplementedError" not in editor.inner_text()
+
+
+def off_by_two(code):
+    """An answer's code with the gradient it assigns first doubled: a wrong answer."""
+    name = next(n.targets[0].id for n in ast.parse(code).body
+                if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name))
+    return f"{code}\n{name} = {name} * 2", name
+
+
 def test_student_runs_the_release_and_validate_names_what_is_missing(lab, page):
+    """A student answers the first question right and the second wrong: the second's check
+    shows its one-line verdict (no frames), Run All stops there, and Validate lists that
+    verdict and the unanswered third question, but not the right first answer."""
     answers, checks = answers_and_checks(lab["root"] / NOTEBOOK)
     panel = open_notebook(page, lab, NOTEBOOK)
     cells = panel.locator(".jp-Notebook .jp-Cell")
     first, second = answers[0], answers[1]
-    # the student answers the first question, as they would, then runs everything
-    editor = cells.nth(first[0]).locator(".cm-content")
-    editor.click()
-    page.keyboard.press("Control+a")
-    page.keyboard.insert_text(solution_code(first[1]))
-    assert "raise NotImplementedError" not in editor.inner_text()
+    type_answer(page, cells, first[0], solution_code(first[1]))
+    wrong, name = off_by_two(solution_code(second[1]))
+    type_answer(page, cells, second[0], wrong)
     menu(page, "Run", "Run All Cells")
-    stopped = cells.nth(second[0])
-    stopped.locator(".jp-OutputArea-output", has_text="NotImplementedError").wait_for(
+    failed = cells.nth(checks[1][0])
+    failed.locator(".jp-OutputArea-output", has_text="CheckFailed").wait_for(
         timeout=RUN_TIMEOUT)
     check = cells.nth(checks[0][0])
     assert re.search(r"\| exact: \w+ *\| approximate: True *\| maxdiff: \S+ *\| shape: ok",
                      outputs(check)), outputs(check)
-    # Run All stopped at the next unanswered question: nothing after it ran
-    later = cells.nth(checks[1][0]).locator(".jp-InputPrompt")
+    verdict = " ".join(outputs(failed).split())   # the verdict is wrapped for the dialog
+    assert f"CheckFailed: {name}: " in verdict and "factor 2" in verdict, verdict
+    assert "Traceback" not in verdict and "checks.py" not in verdict, verdict
+    # Run All stopped at the failed check: nothing after it ran
+    later = cells.nth(checks[2][0]).locator(".jp-InputPrompt")
     assert later.inner_text().strip() in ("[ ]:", "")
-    check.scroll_into_view_if_needed()
-    page.screenshot(path=ARTIFACTS / "01_release_run_all.png")
+    failed.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "01_release_failing_check.png")
 
     classes, text = validate(page, panel, "02_release_validate.png")
     assert "validation-failed" in classes, text
-    assert "The following cell failed" in text
-    assert checks[1][2].strip() in text          # the unanswered question's check fails
+    assert "The following cell failed" in text or "The following cells failed" in text
+    assert f"{name}: " in text and "factor 2" in " ".join(text.split()), text   # the verdict
+    assert checks[2][2].strip() in text          # the unanswered question's check fails
     assert checks[0][2].strip() not in text      # the answered one passes
 
 

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from grader.checks import (HINT_TOPICS, check, compare, cmp, decode, encode, hint_to_open,
+from makemore.checks import (HINT_TOPICS, check, compare, cmp, decode, encode, hint_to_open,
                            shape_hint)
-from grader.config import tolerance
+from makemore.config import tolerance
 
 
 def test_rounding_differences_pass_and_are_reported_approximate():
@@ -100,13 +100,25 @@ def test_students_see_the_verdict_and_the_missing_answer_not_frames(tmp_path):
     computed says so; a NameError inside the student's own function keeps its traceback."""
     import nbformat
     from nbclient import NotebookClient
-    cells = ["import torch\nfrom grader.checks import check, cmp",
+    cells = ["import torch\nfrom makemore.checks import check, cmp",
              "check('probs', torch.ones(3), torch.zeros(3))",
              "cmp('norm_logits', dnorm_logits, norm_logits)",
-             "def f():\n    return undefined_thing\nf()"]
+             "def f():\n    return undefined_thing\nf()",
+             # a keepdim dropped upstream: dcounts_sum's own hint would say "sum over dim 1"
+             "counts_sum = (torch.rand(32, 1) + 1).requires_grad_()\n"
+             "counts_sum_inv = counts_sum**-1\n"
+             "counts_sum_inv.retain_grad()\n"
+             "(counts_sum_inv * torch.randn(32, 27)).sum().backward()\n"
+             "dcounts_sum_inv = counts_sum_inv.grad.view(32)\n"
+             "dcounts_sum = -counts_sum**-2 * dcounts_sum_inv\n"
+             "cmp('counts_sum', dcounts_sum, counts_sum)"]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, allow_errors=True, kernel_name="python3").execute(cwd=str(tmp_path))
-    failed, missing, inner = (c.outputs[-1] for c in nb.cells[1:])
+    failed, missing, inner, downstream = (c.outputs[-1] for c in nb.cells[1:])
+    assert downstream.evalue.startswith("dcounts_sum is computed from dcounts_sum_inv of shape "
+                                        "[32], where counts_sum_inv is [32, 1]: fix that answer"
+                                        " first"), downstream.evalue
+    assert "was broadcast" not in downstream.evalue.split("(this check:")[0]
     assert failed.ename == "CheckFailed" and len(failed.traceback) == 1
     assert "checks.py" not in "".join(failed.traceback) and "probs: 3 of 3" in failed.evalue
     assert max(map(len, failed.traceback[0].splitlines())) <= 88   # Validate's dialog does not wrap

@@ -1,9 +1,9 @@
-"""grader.checks.direction and nbgrader_running: what hidden tests and long cells rely on."""
+"""makemore.checks.direction and nbgrader_running: what hidden tests and long cells rely on."""
 import math
 
 import torch
 
-from grader.checks import compare, direction, nbgrader_running
+from makemore.checks import compare, direction, nbgrader_running
 
 
 def test_direction_ignores_positive_scale_but_not_sign_or_shape():

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
 
 from conftest import CRAFTED_TIMEOUT, REPO, grader, read_csv
 from crafted import CASES, STAGE2, Case, graded_cells, write_case
@@ -79,6 +79,27 @@ def test_local_cluster_grades_as_local_grading(local_and_cluster):
     log = read_csv(cluster / "course" / ".cluster-run.csv")   # a worker found broken_json's
     assert sorted(r["student"] for r in log) == ["broken_json", "one_wrong", "release",
                                                  "solution"]
+    # the course gradebook the formgrader opens: the same scores and the same flags (a grade
+    # waiting for a person, a missing notebook) as local grading writes
+    assert gradebook_state(cluster) == gradebook_state(local)
+
+
+def gradebook_state(out):
+    """{(student, notebook, grade): (auto score, manual score, needs manual grade)} of the
+    course gradebook in OUT, and each student's notebooks."""
+    state = {}
+    with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}", "makemore-backprop") as gb:
+        for student in gb.students:
+            try:
+                submission = gb.find_submission("makemore", student.id)
+            except MissingEntry:
+                continue
+            state[student.id] = sorted(nb.name for nb in submission.notebooks)
+            for nb in submission.notebooks:
+                for g in nb.grades:
+                    state[student.id, nb.name, g.name] = (g.auto_score, g.manual_score,
+                                                          g.needs_manual_grade)
+    return state
 
 
 # ------------------------------------------------------------------ scheduler and workers by hand
@@ -110,11 +131,12 @@ class ByHand:
     def __init__(self, root, hidden):
         self.root, self.address = root, f"tcp://127.0.0.1:{free_port()}"
         site = root / "site"
-        shutil.copytree(REPO / "grader", site / "grader",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        for package in ("makemore", "grader"):
+            shutil.copytree(REPO / package, site / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("MAKEMORE_") and k != "PYTHONPATH"}
-        env["PYTHONPATH"] = str(site)   # the grader package, not the checkout
+        env["PYTHONPATH"] = str(site)   # the packages, not the checkout
         (root / "scheduler").mkdir()
         self.processes = [subprocess.Popen(
             [str(VENV / "bin" / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
@@ -152,7 +174,7 @@ def _hidden(client_dir):
     """What the workers must not see: the client's folder, the repository, the checkout the
     virtual environment was installed from, and the tests' shared reference cache."""
     hidden = {client_dir.resolve(), REPO.resolve()}
-    if (VENV.parent / "grader").is_dir():
+    if (VENV.parent / "makemore").is_dir():
         hidden.add(VENV.parent)
     if os.environ.get("MAKEMORE_REFERENCE_CACHE"):
         hidden.add(Path(os.environ["MAKEMORE_REFERENCE_CACHE"]).resolve())
@@ -170,7 +192,9 @@ def by_hand(tmp_path_factory):
 
 def _looks(paths):
     import grader
+    import makemore
     return {"exists": [os.path.exists(p) for p in paths], "grader": grader.__file__,
+            "makemore": makemore.__file__,
             "cwd": os.getcwd()}
 
 
@@ -190,6 +214,7 @@ def test_by_hand_cluster_grades_without_seeing_the_files(by_hand, local_and_clus
     for worker, look in seen.items():
         assert look["exists"] == [False, False, False], (worker, look)
         assert look["grader"].startswith(str(root / "site")), look
+        assert look["makemore"].startswith(str(root / "site")), look
         assert look["cwd"].startswith(str(root / "worker")), look
     out = root / "client" / "out"
     local = local_and_cluster[0] / "local"
@@ -200,7 +225,12 @@ def test_by_hand_cluster_grades_without_seeing_the_files(by_hand, local_and_clus
         with Gradebook(url, "makemore-backprop") as gb:
             scores = {s: gb.find_submission_notebook(STAGE2, "makemore", s).score
                       for s in ("solution", "one_wrong")}
+        # the LMS export reads the same PostgreSQL gradebook, through OUT's nbgrader_config.py
+        export = grader("export", out, "--format", "csv", "--output", root / "lms.csv")
+        assert export.returncode == 0, export.stderr[-3000:]
+        exported = {r["student"]: float(r[STAGE2]) for r in read_csv(root / "lms.csv")}
     assert scores == {s: sum(float(r["score"]) for r in rows(local, {s})) for s in scores}
+    assert exported == scores
     assert not (out / "course" / "gradebook.db").exists()
     assert rows(out) == rows(local, {"solution", "one_wrong"})
     log = read_csv(out / "course" / ".cluster-run.csv")

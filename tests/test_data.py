@@ -12,7 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from grader import config
-from grader.data import build_dataset, load_words, split_words, vocabulary
+from makemore.data import build_dataset, load_words, split_words, vocabulary
 
 REPO = config.REPO
 

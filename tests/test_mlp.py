@@ -1,10 +1,10 @@
-"""grader.mlp builds exactly the network, minibatch and forward pass that stage 2 spells out."""
+"""makemore.mlp builds exactly the network, minibatch and forward pass that stage 2 spells out."""
 import nbformat
 import pytest
 import torch
 
 from grader import config
-from grader.mlp import STEPS, batchnorm, forward, init_mlp
+from makemore.mlp import STEPS, batchnorm, forward, init_mlp
 
 STAGES = (2,)   # pytest -m stageN (tests/conftest.py)
 
@@ -25,7 +25,7 @@ def stage2():
 
 @pytest.fixture(scope="module")
 def rebuilt(stage2):
-    """The same network from grader.mlp: same seed, same minibatch draw."""
+    """The same network from makemore.mlp: same seed, same minibatch draw."""
     g = torch.Generator().manual_seed(config.SEED)
     parameters = init_mlp(stage2["vocab_size"], stage2["n_embd"], stage2["n_hidden"],
                           stage2["block_size"], generator=g)

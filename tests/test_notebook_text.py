@@ -8,7 +8,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from grader import config
-from grader.checks import HINT_TOPICS
+from makemore.checks import HINT_TOPICS
 
 FRONT_MATTER_WORDS = 160       # words of markdown before a notebook's first code cell
 HINTED_STAGES = ("02", "03", "04", "05")   # every answer has hints; in stage 1 the harder ones
@@ -132,7 +132,7 @@ def test_every_answer_of_stages_2_to_5_has_hints_above_it(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=label)
 def test_hints_of_answers_checked_with_cmp_follow_the_numbering(path):
-    """A failed `cmp` names a hint by number (grader.checks.hint_to_open): hint N of every
+    """A failed `cmp` names a hint by number (makemore.checks.hint_to_open): hint N of every
     answer it checks must be about HINT_TOPICS[N]."""
     nb = read(path)
     for index, grade_id in answers(nb):

@@ -11,12 +11,14 @@ import pytest
 
 from grader.policy import BASE, BY_HAND, DIAGNOSTICS, NO_AUTOGRAD, STAGE1, check_source
 
-# what the course's own cells import from the grader package (stage 1 also imports the module
-# grader.data itself, which is how a student has `data` in hand)
+# what the course's own cells import from the course library (stage 1 also imports the module
+# makemore.data itself, which is how a student has `data` in hand)
 COURSE_IMPORTS = frozenset({
-    ("grader.checks", "cmp"), ("grader.checks", "check"), ("grader.checks", "report"),
-    ("grader.checks", "by_hand"), ("grader.config", "SEED"), ("grader.data", "load_words"),
-    ("grader", "data")})
+    ("makemore.checks", "cmp"), ("makemore.checks", "check"), ("makemore.checks", "report"),
+    ("makemore.checks", "by_hand"), ("makemore.config", "SEED"), ("makemore.data", "load_words"),
+    ("makemore", "data")})
+# what stage 5's course cells define that hands on autograd's gradients (course_autograd_of)
+COURSE_AUTOGRAD = frozenset({"autograd_step"})
 
 
 def cell(*lines):
@@ -145,7 +147,7 @@ ALLOWED = [
     ok(STAGE1, cell("chars = sorted(set(''.join(words)))",
                     "stoi = {s: i + 1 for i, s in enumerate(chars)}"), "dict-comprehension"),
     ok(STAGE1, "g = torch.Generator().manual_seed(SEED)", "generator"),
-    ok(STAGE1, "from grader.checks import check", "course-import"),
+    ok(STAGE1, "from makemore.checks import check", "course-import"),
     # ---- stage 1's by-hand answers (BY_HAND)
     ok(BY_HAND, cell("counts = logits.exp()",
                      "probs = counts / counts.sum(1, keepdims=True)",
@@ -154,8 +156,30 @@ ALLOWED = [
                      "counts = norm_logits.exp()",
                      "probs = counts / counts.sum(1, keepdim=True)"), "by-hand-stable"),
     ok(BY_HAND, "logits = F.one_hot(xs, num_classes=27).float() @ W", "by-hand-one-hot"),
+    ok(NO_AUTOGRAD, "logprobs = logits - logits.logsumexp(1, keepdim=True)",
+       "logsumexp-outside-by-hand"),
     ok(BY_HAND, "p = np.exp(l) / np.exp(l).sum(1, keepdims=True)", "by-hand-numpy"),
     ok(BASE, "x = [i**2 for i in range(10) if i % 2]", "base-comprehension"),
+    # ---- names an answer gives its own things, which autograd or PyTorch also use
+    ok(NO_AUTOGRAD, cell("grads = [dC, dW1, db1]",
+                         "updated = [p - 0.1 * grad for p, grad in zip(parameters, grads)]"),
+       "own-variable-grad"),
+    ok(NO_AUTOGRAD, cell("func = lambda t: t * 2", "ops = 3", "jacobian = dW @ W.T"),
+       "own-variables-func-ops-jacobian"),
+    ok(BY_HAND, cell("def softmax(logits):",
+                     "    counts = (logits - logits.max(1, keepdim=True).values).exp()",
+                     "    return counts / counts.sum(1, keepdim=True)",
+                     "probs = softmax(logits)"), "own-softmax-by-hand"),
+    ok(STAGE1, cell("def log_softmax(x):", "    return x - x.exp().sum(1, keepdim=True).log()"),
+       "own-log-softmax"),
+    ok(DIAGNOSTICS, cell("shown = '{l_bar}{bar}| {n_fmt}/{total_fmt}'",
+                         "for i in tqdm(range(10), bar_format='{l_bar}{bar}| {n_fmt}'):",
+                         "    pass"), "tqdm-literal-bar-format"),
+    ok(NO_AUTOGRAD, cell("with torch.no_grad():", "    h = emb.view(32, -1) @ W1"),
+       "no-grad-block"),
+    ok(NO_AUTOGRAD, "check_cross_entropy('n=3', torch.randn(3, 27), torch.tensor([1, 2, 3]))",
+       "course-check-helper"),
+    ok(NO_AUTOGRAD, "torch.testing.assert_close(dW1, dW1_by_loops)", "torch-testing"),
 ]
 
 _TF = "classmethod(lambda c, f, t, a, k=None: True)"
@@ -278,7 +302,7 @@ REFUSED = [
     no(NO_AUTOGRAD, "plt.rc_file('/etc/passwd')", "bypass-rc-file"),
     no(NO_AUTOGRAD, "matplotlib.Path('/etc/passwd').read_text()", "bypass-pathlib-path"),
     no(NO_AUTOGRAD, "words = load_words('/etc/passwd')", "bypass-course-reader-with-path"),
-    no(NO_AUTOGRAD, "from grader.data import load_words as lw", "bypass-course-reader-renamed"),
+    no(NO_AUTOGRAD, "from makemore.data import load_words as lw", "bypass-course-reader-renamed"),
     no(NO_AUTOGRAD, "print(data.names_path().parent)", "bypass-course-path"),
     no(NO_AUTOGRAD, cell("class T(tqdm.TMonitor):", "    def run(self):", "        pass"),
        "bypass-thread-subclass", 1),
@@ -299,6 +323,10 @@ REFUSED = [
     no(BY_HAND, "f = lambda x: F.softmax(x, 1)", "lambda"),
     no(BY_HAND, "loss = F.cross_entropy(logits, Y)", "cross-entropy"),
     no(BY_HAND, "loss = F.nll_loss(logprobs, Y)", "nll-loss"),
+    no(BY_HAND, "loss = (logits.logsumexp(1) - logits[range(n), Y]).mean()",
+       "bypass-logsumexp-method"),
+    no(BY_HAND, "lse = torch.logsumexp(logits, dim=1, keepdim=True)", "bypass-logsumexp"),
+    no(BY_HAND, "lse = torch.special.logsumexp(logits, 1)", "bypass-logsumexp-special"),
     no(BY_HAND, "loss = nn.CrossEntropyLoss()(logits, Y)", "loss-class"),
     no(BY_HAND, "probs = torch.distributions.Categorical(logits=logits).probs", "distributions"),
     no(BY_HAND, cell("counts = logits.exp()", "probs = F.softmax(logits, 1)"),
@@ -313,6 +341,30 @@ REFUSED = [
        "bypass-ctc-is-nll"),
     no(BY_HAND, "string.Formatter().get_field('0.softmax', [F], {})[0](logits, 1)",
        "bypass-softmax-by-string"),
+    # ---- found by a second attack on the policy
+    no(NO_AUTOGRAD, cell("class G(torch.no_grad):",
+                         "    prev = property(lambda self: True, lambda self, v: None)",
+                         "with G():", "    pass"), "bypass-no-grad-subclass", line=1),
+    no(NO_AUTOGRAD, cell("from torch import no_grad", "class G(no_grad):", "    pass"),
+       "bypass-no-grad-subclass-bare", line=2),
+    no(NO_AUTOGRAD, "f = torch.compile(lambda *a: a, backend=be)", "bypass-torch-compile"),
+    no(NO_AUTOGRAD, "model.compile(backend=be)", "bypass-module-compile"),
+    no(NO_AUTOGRAD, "g.call_method('backward', (loss,))", "bypass-fx-call-method"),
+    no(BY_HAND, "torch.compile(f, backend=be)(logits)", "bypass-compile-by-hand"),
+    no(NO_AUTOGRAD, "s = tqdm.format_meter(0, 1, 0, bar_format='{o.grad}', o=W)",
+       "bypass-format-meter"),
+    no(NO_AUTOGRAD, "bar = tqdm(range(3), bar_format='{postfix.grad}', postfix=W)",
+       "bypass-bar-format-attribute"),
+    no(NO_AUTOGRAD, "bar = tqdm(range(3), bar_format=fmt, postfix=W)",
+       "bypass-bar-format-computed"),
+    no(BY_HAND, "loss = F.linear_cross_entropy(h, W2.T, Y)", "bypass-linear-cross-entropy"),
+    no(BY_HAND, "loss = nn.LinearCrossEntropyLoss()(h, W2.T, Y)", "bypass-linear-ce-class"),
+    no(BY_HAND, "loss = nn.NLLLoss2d()(logprobs, Y)", "bypass-nll-loss-2d"),
+    no(BY_HAND, "lse = logits.logcumsumexp(1)[:, -1:]", "bypass-logcumsumexp"),
+    no(BY_HAND, "lse = functools.reduce(torch.logaddexp, logits.unbind(1))", "bypass-logaddexp"),
+    no(BY_HAND, "loss = F.poisson_nll_loss(logits, Y)", "bypass-poisson-nll"),
+    no(BY_HAND, "from torch import logcumsumexp", "bypass-import-logcumsumexp"),
+    no(STAGE1, "from torch.nn.functional import softmax", "import-softmax-stage1"),
 ]
 
 
@@ -327,6 +379,32 @@ def test_refused(policy, source, line):
     assert found, f"allowed under {policy.name}: {source!r}"
     if line is not None:
         assert found[0].line == line, found
+
+
+def test_the_courses_own_autograd_code_is_out_of_an_answers_reach():
+    """Stage 5's course cells define autograd_step (the autograd twin a check compares with):
+    a training step that calls it would train with autograd's gradients."""
+    answer = cell("def train_step(parameters, Xb, Yb, lr):",
+                  "    return autograd_step(parameters, Xb, Yb, lr)")
+    found = check_source(answer, NO_AUTOGRAD, COURSE_IMPORTS, COURSE_AUTOGRAD)
+    assert found and found[0].construct == "autograd_step" and found[0].line == 2, found
+    assert check_source(answer, DIAGNOSTICS, COURSE_IMPORTS, COURSE_AUTOGRAD) == []
+
+
+def test_course_code_that_hands_on_gradients_is_found_through_its_callers():
+    from grader.policy import course_autograd_of
+    course = [cell("def autograd_step(parameters, Xb, Yb, lr):",
+                   "    with torch.enable_grad():",
+                   "        loss = forward(parameters, Xb, Yb)",
+                   "        loss.backward()",
+                   "    return [p.grad for p in parameters]"),
+              cell("def twice(*args):", "    return autograd_step(*args)"),
+              cell("def check_it(label, logits, Y):",   # compares with autograd, hands nothing on
+                   "    logits = logits.detach().requires_grad_()",
+                   "    F.cross_entropy(logits, Y).backward()",
+                   "    cmp(label, mine(logits.detach(), Y), logits)"),
+              cell("def forward(parameters, Xb, Yb):", "    return (Xb @ parameters[0]).sum()")]
+    assert course_autograd_of(course) == {"autograd_step", "twice"}
 
 
 def test_tables_are_large_enough():

@@ -92,8 +92,8 @@ def test_the_rules_are_not_importable_from_answers():
     """Hidden tests import grader.rules; students receive no such import, so answers may not."""
     hidden = ("### BEGIN HIDDEN TESTS\nfrom grader.rules import stage5 as _rules\n"
               "_rules.check_backward(globals())\n### END HIDDEN TESTS\n"
-              "from grader.checks import cmp\n")
+              "from makemore.checks import cmp\n")
     imports = policy.course_imports_of([hidden])
-    assert imports == {("grader.checks", "cmp")}
+    assert imports == {("makemore.checks", "cmp")}
     found = policy.check_source("from grader.rules import stage5\n", policy.NO_AUTOGRAD, imports)
     assert found, "importing the grading rules must be refused"

@@ -8,6 +8,7 @@ named, and that a kernel that will not start is retried and then reported as the
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -157,6 +158,39 @@ def test_a_kernel_that_will_not_start_is_the_graders_fault(tmp_path, monkeypatch
         run(tmp_path, "x = 1", startup_timeout=5)
     assert len(starts) == 3
     assert "did not start (3 tries" in FAULTS.pop(("alice", tmp_path.name))
+
+
+def sandboxes_of(tmp_path):
+    """The live processes whose command line names a folder under tmp_path."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(tmp_path).encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_start_that_fails_half_way_leaves_no_sandbox_behind(tmp_path, monkeypatch):
+    """bwrap started, then the start failed (a launch step raised at once, as when the
+    grader's working folder vanished): each try's sandbox is killed, its first process
+    included, however early bwrap itself was stopped."""
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+    real, launched = LocalProvisioner.launch_kernel, []
+
+    async def launch_then_fail(self, cmd, **kwargs):
+        await real(self, cmd, **kwargs)
+        launched.append(self.process.pid)
+        raise FileNotFoundError(2, "No such file or directory")
+    monkeypatch.setattr(LocalProvisioner, "launch_kernel", launch_then_fail)
+    with pytest.raises(KernelStartFailed):
+        run(tmp_path, "x = 1", startup_timeout=5)
+    FAULTS.pop(("alice", tmp_path.name), None)
+    assert len(launched) == 3
+    time.sleep(1)   # a SIGKILLed process is gone at once; give the reaper a moment
+    assert sandboxes_of(tmp_path) == [], "a failed start left its sandbox running"
 
 
 def test_a_flaky_start_is_retried(tmp_path, monkeypatch):

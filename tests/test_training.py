@@ -1,7 +1,7 @@
-"""grader.training.steps: the lecture's length interactively, the short one under nbgrader."""
+"""makemore.training.steps: the lecture's length interactively, the short one under nbgrader."""
 import pytest
 
-from grader.training import steps
+from makemore.training import steps
 
 
 @pytest.mark.parametrize("mode", ["autograde", "validate", ""])

@@ -33,8 +33,9 @@ class EnforcePolicy(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         source = course_notebook(self.config, resources, "source") or nb
-        course_imports = policy.course_imports_of(
-            c.source for c in source.cells if c.cell_type == "code" and is_course_cell(c))
+        course = [c.source for c in source.cells if c.cell_type == "code" and is_course_cell(c)]
+        course_imports = policy.course_imports_of(course)
+        course_autograd = policy.course_autograd_of(course)
         default, answers = policy.policies_of(resources["nbgrader"]["notebook"])
         current, failing = default, None
         for index, cell in enumerate(nb.cells):
@@ -46,7 +47,8 @@ class EnforcePolicy(NbGraderPreprocessor):
                 if failing and utils.is_grade(cell):
                     cell.metadata[FAILED_KEY] = failing
                 continue
-            violations = policy.check_source(cell.source, current, course_imports)
+            violations = policy.check_source(cell.source, current, course_imports,
+                                             course_autograd)
             if violations:
                 text = (f"{label(cell, index)} breaks the code policy ({current.name}): "
                         f"{policy.describe(violations)}")

@@ -21,7 +21,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, List, Unicode
 
 from .. import config, sandbox
-from ..checks import ANSWER_MIME
+from makemore.checks import ANSWER_MIME
 from ..guard import START, sandbox_setup
 from .enforce_policy import REFUSED_KEY, refusal_output
 from .events import fault, label, record
@@ -109,7 +109,8 @@ class GuardedExecute(Execute):
         if self.sandbox:
             guard = sandbox_setup(self._workdir, sandbox.INSIDE_TMP, [],
                                   processes=config.KERNEL_PROCESSES,
-                                  allowed=[f"{sandbox.INSIDE_LIBRARY}/grader",
+                                  allowed=[*(f"{sandbox.INSIDE_LIBRARY}/{p}"
+                                             for p in sandbox.PACKAGES),
                                            config.names_path()])
             setup = json.dumps({"block_autograd": self._block, "sandbox": guard})
             env = sandbox.kernel_env(setup)
@@ -119,7 +120,7 @@ class GuardedExecute(Execute):
         home = os.path.join(private, "home")
         os.makedirs(home)
         guard = sandbox_setup(self._workdir, home, self.protected,
-                              allowed=[sandbox.library_folder(), config.names_path()])
+                              allowed=[*sandbox.library_folders(), config.names_path()])
         setup = json.dumps({"block_autograd": self._block, "sandbox": guard})
         env = sandbox.kernel_env(setup, {"HOME": home, "TMPDIR": home, "PYTHONPATH": "",
                                          "IPYTHONDIR": os.path.join(home, ".ipython"),
@@ -240,7 +241,10 @@ class GuardedExecute(Execute):
 
     def _stop_kernel(self):
         try:
-            self.km.provisioner.process.kill()
+            if hasattr(self.km, "end_sandbox"):
+                self.km.end_sandbox()
+            else:
+                self.km.provisioner.process.kill()
         except Exception:
             pass
 

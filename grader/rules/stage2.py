@@ -37,6 +37,12 @@ UPSTREAM = {
     "answer_C": ("dC", ["demb"]),
 }
 FORMULA_SUFFIX = " (random upstream)"
+
+
+def inputs_of(gradient: str) -> list[str]:
+    """The upstream gradients stage 2's answer for `gradient` (e.g. dcounts_sum) is computed
+    from, in the lecture's graph ([] for any other name)."""
+    return next((list(up) for name, up in UPSTREAM.values() if name == gradient), [])
 FORMULA_SEED = config.SEED + 1000
 
 
@@ -54,7 +60,7 @@ def rerun(source, name, upstream, seed):
     import torch
     from IPython import get_ipython
 
-    from ..checks import report
+    from makemore.checks import report
     ns = get_ipython().user_ns
     saved = {k: ns[k] for k in [name, *upstream] if k in ns}
     missing = [k for k in upstream if not isinstance(ns.get(k), torch.Tensor)]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
-from ..checks import direction, report
-from ..config import SEED
+from makemore.checks import direction, report
+from makemore.config import SEED
 
 
 def logits_cases(seed: int, shapes, dtype=torch.float32, spread: float = 2.0,

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from ..checks import direction, report
-from ..config import SEED
-from ..mlp import batchnorm
+from makemore.checks import direction, report
+from makemore.config import SEED
+from makemore.mlp import batchnorm
 
 
 def dhprebn_of(gradients):

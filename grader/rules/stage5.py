@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from ..checks import report
-from ..config import SEED
+from makemore.checks import report
+from makemore.config import SEED
 from ..guard import autograd_blocked
 
 PARAM_NAMES = ["C", "W1", "b1", "W2", "b2", "bngain", "bnbias"]

@@ -211,18 +211,20 @@ def policy_problem():
     except Exception:
         return None
     start, _CHECKED["upto"] = _CHECKED.get("upto", 0), len(history) - 1
-    from . import policy
+    from grader import policy
     notebook = _this_notebook(history[-1] if history else "")
     if notebook is None:
         return None
-    name, locked, answers, course_imports = notebook
+    name, locked, answers = notebook
+    course_imports, course_autograd = policy.course_imports_of(locked), \
+        policy.course_autograd_of(locked)
     default, overrides = policy.policies_of(name)
     problems = []
     for source in history[start:-1]:
         if not source.strip() or source in locked:
             continue
         rule = overrides.get(answers.get(source), default)
-        problems += policy.check_source(source, rule, course_imports)
+        problems += policy.check_source(source, rule, course_imports, course_autograd)
     return policy.describe(problems) if problems else None
 
 
@@ -230,12 +232,11 @@ _CHECKED = {}
 
 
 def _this_notebook(current_cell):
-    """(name, locked sources, {answer source: grade id}, course imports) of the notebook this
-    kernel runs, or None if it cannot be told."""
+    """(name, locked sources, {answer source: grade id}) of the notebook this kernel runs, or
+    None if it cannot be told."""
     import json
     from pathlib import Path
 
-    from . import policy
     named = os.environ.get("JPY_SESSION_NAME")
     candidates = [Path(named)] if named and named.endswith(".ipynb") else \
         sorted(Path.cwd().glob("*.ipynb"))
@@ -254,7 +255,7 @@ def _this_notebook(current_cell):
                   (m.get("grade") and not m.get("solution"))}
         answers = {s: m.get("grade_id") for s, m in zip(sources, meta, strict=True)
                    if m.get("solution")}
-        return path.stem, locked, answers, policy.course_imports_of(locked)
+        return path.stem, locked, answers
     return None
 
 
@@ -308,8 +309,9 @@ def cmp(s, dt, t):
 
     Prints exact / approximate / maxdiff as in the lecture and raises AssertionError, with
     a hint, when the shape or dtype differs or the values are off by more than the course
-    tolerance (grader.config). Broadcasting no longer hides a [64] answer for a [1, 64] tensor.
-    A mistake the hint recognises also names the hint above the answer to open next.
+    tolerance (makemore.config). Broadcasting no longer hides a [64] answer for a [1, 64] tensor.
+    A mistake the hint recognises also names the hint above the answer to open next; an
+    answer computed from an upstream gradient of the wrong shape names that gradient first.
     """
     _refuse_if_against_policy(f"d{s}")
     if t.grad is None:
@@ -321,8 +323,34 @@ def cmp(s, dt, t):
     verdict = compare(dt, t.grad)
     print(verdict.line(s))
     if not verdict.passed:
+        misshapen = misshapen_inputs(f"d{s}")
+        if misshapen:   # the hint would be about the input's mistake, not this answer's
+            raise CheckFailed(f"d{s} is computed from {misshapen}: fix that answer first "
+                              f"(this check: {verdict.problem})")
         pointer = hint_to_open(verdict.problem)
         raise CheckFailed(f"d{s}: {verdict.problem}" + (f"; {pointer}" if pointer else ""))
+
+
+def misshapen_inputs(gradient, namespace=None):
+    """The upstream gradients `gradient` is computed from (stage 2's graph) whose shape in the
+    notebook differs from their tensor's, as "dX of shape [..], where X is [..]" ('' if none).
+
+    namespace: the notebook's variables (default: the running IPython's)."""
+    try:
+        from grader.rules.stage2 import inputs_of
+        if namespace is None:
+            from IPython import get_ipython
+            namespace = get_ipython().user_ns
+    except Exception:   # not in a notebook, or the course's grading rules are not installed
+        return ""
+    wrong = []
+    for name in inputs_of(gradient):
+        grad, tensor = namespace.get(name), namespace.get(name[1:])
+        if isinstance(grad, torch.Tensor) and isinstance(tensor, torch.Tensor) \
+                and grad.shape != tensor.shape:
+            wrong.append(f"{name} of shape {list(grad.shape)}, where {name[1:]} is "
+                         f"{list(tensor.shape)}")
+    return " and ".join(wrong)
 
 
 def check(label, answer, expected):
@@ -336,12 +364,15 @@ def check(label, answer, expected):
         raise CheckFailed(f"{label}: {verdict.problem}")
 
 
-# PyTorch's ready-made softmax and cross-entropy: what `by_hand` switches off
+# PyTorch's ready-made softmax, log-sum-exp (the stable softmax's denominator, max taken out)
+# and cross-entropy: what `by_hand` switches off
+LOG_SUM_EXP = ["logsumexp", "logcumsumexp", "logaddexp", "logaddexp2"]
 READY_MADE = [
-    ("torch.nn.functional", ["softmax", "log_softmax", "softmin", "cross_entropy", "nll_loss"]),
-    ("torch", ["softmax", "log_softmax", "_softmax", "_log_softmax"]),
-    ("torch.special", ["softmax", "log_softmax"]),
-    ("torch.Tensor", ["softmax", "log_softmax"]),
+    ("torch.nn.functional", ["softmax", "log_softmax", "softmin", "cross_entropy", "nll_loss",
+                             "linear_cross_entropy"]),
+    ("torch", ["softmax", "log_softmax", "_softmax", "_log_softmax", *LOG_SUM_EXP]),
+    ("torch.special", ["softmax", "log_softmax", "logsumexp"]),
+    ("torch.Tensor", ["softmax", "log_softmax", *LOG_SUM_EXP]),
     ("torch._C._nn", ["cross_entropy_loss", "nll_loss", "nll_loss_nd", "nll_loss2d"]),
 ]
 
@@ -352,8 +383,8 @@ class ByHandOnly(RuntimeError):
 
 @contextlib.contextmanager
 def by_hand():
-    """Inside this block PyTorch's softmax, log_softmax and cross-entropy functions raise
-    ByHandOnly, so an answer that should compute them by hand cannot call them."""
+    """Inside this block PyTorch's softmax, log_softmax, logsumexp and cross-entropy functions
+    raise ByHandOnly, so an answer that should compute them by hand cannot call them."""
     saved = []
     try:
         for module, names in READY_MADE:
