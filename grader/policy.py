@@ -38,7 +38,7 @@ AUTOGRAD_INFIX = "backward"
 
 DYNAMIC_NAMES = frozenset({
     "getattr", "setattr", "delattr", "vars", "globals", "locals", "eval", "exec", "compile",
-    "__import__", "open", "breakpoint", "input", "memoryview", "In", "Out", "get_ipython",
+    "__import__", "open", "breakpoint", "memoryview", "In", "Out", "get_ipython",
     "display", "help", "type"})
 # ...and these under any name: they look up attributes or globals by a string (string.Formatter,
 # typing.get_type_hints, singledispatch's annotations, functools.wraps(assigned=...), np.bmat,
@@ -75,7 +75,7 @@ COURSE_FILE_READERS = frozenset({"load_words"})
 
 ALLOWED_MODULES = frozenset({
     "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.linalg",
-    "torch.special", "torch.fft", "torch.random", "torch.cuda", "torch.testing",
+    "torch.special", "torch.fft", "torch.random", "torch.cuda",
     "torch.backends", "math", "cmath", "numpy", "numpy.random", "numpy.linalg", "numpy.fft",
     "random", "itertools", "collections", "functools", "dataclasses", "string", "statistics",
     "time", "typing", "matplotlib", "matplotlib.pyplot", "tqdm", "tqdm.auto", "heapq",
@@ -98,6 +98,12 @@ READY_MADE_CLASSES = frozenset(n for n in READY_MADE if n[0].isupper())
 # later torch: log-sum-exp in all its forms (it takes each row's maximum out for the answer),
 # every softmax, cross-entropy and NLL (linear_cross_entropy, NLLLoss2d, poisson_nll_loss, ...)
 BY_HAND_FAMILY = re.compile(r"(?i)soft_?m(ax|in)|cross_?entropy|nll|log_?(cum_?)?(sum|add)_?exp")
+# the names under which notebooks hold modules: an answer may not change what is on them
+# (torch.is_grad_enabled = ..., F.softmax = ...), which the course's cells run after it
+MODULE_NAMES = frozenset({"torch", "F", "nn", "np", "numpy", "plt", "matplotlib", "mpl", "math",
+                          "cmath", "random", "itertools", "collections", "functools", "string",
+                          "statistics", "time", "typing", "tqdm", "heapq", "bisect", "copy",
+                          "re", "enum", "dataclasses", "pd", "pandas"})
 # grad mode's own context managers: a subclass can change what their `with` block restores
 GRAD_MODE_CLASSES = frozenset({"no_grad", "enable_grad", "set_grad_enabled", "inference_mode"})
 # what names an answer's own variables may carry although autograd has a function of that
@@ -392,12 +398,20 @@ class _Checker(ast.NodeVisitor):
     def __init__(self, policy, course_imports, course_autograd=frozenset()):
         self.policy, self.course_imports, self.found = policy, course_imports, []
         self.course_autograd = course_autograd
+        self.module_aliases = set()   # names this cell binds to a module (import, m = torch)
         self.called = set()   # ids of Attribute/Name nodes that are directly called
         self.bare_calls = set()   # ...with no arguments
         self.bases = set()   # ids of the nodes naming a class's bases
 
     def run(self, tree):
         for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                self.module_aliases.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom):   # from torch import nn: may be a module
+                self.module_aliases.update(a.asname or a.name for a in node.names)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
+                    and node.value.id in MODULE_NAMES:
+                self.module_aliases.update(t.id for t in node.targets if isinstance(t, ast.Name))
             if isinstance(node, ast.Call):
                 self.called.add(id(node.func))
                 if not node.args and not node.keywords:
@@ -467,6 +481,14 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Attribute(self, node):
         self.check_identifier(node, node.attr, attribute=True)
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            root = node.value
+            while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if isinstance(root, ast.Name) and root.id in MODULE_NAMES | self.module_aliases:
+                self.refuse(node, f"{root.id}....{node.attr} = ...", "a module's functions and "
+                            "settings are not the answer's to change: the course's cells run "
+                            "them after it")
         if node.attr == "format":
             literal = isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
             if id(node) not in self.called or not literal or \

@@ -348,6 +348,12 @@ def test_site_reads_searches_and_typesets_without_the_network(served_site, page)
     found = [h.split("?")[0].split("#")[0] for h in hits.evaluate_all(
         "links => links.map(a => a.getAttribute('href'))")]
     assert "04_fused_batchnorm.html" in found, found     # the stage that derives it
+    # each hit's excerpt, cut from the page before MathJax runs: formulas as text, not TeX
+    contexts = page.locator("#search-results p.context")
+    contexts.first.wait_for(timeout=30_000)
+    excerpts = " ".join(contexts.all_inner_texts())
+    assert "Bessel" in excerpts, excerpts
+    assert not re.search(r"\\[a-zA-Z(\[]|\$", excerpts), excerpts   # no \frac, \(, $...$
     page.screenshot(path=ARTIFACTS / "08_site_search.png")
     hits.first.click()
     page.wait_for_url(re.compile(r"/0\d_\w+\.html"))

@@ -179,7 +179,8 @@ ALLOWED = [
        "no-grad-block"),
     ok(NO_AUTOGRAD, "check_cross_entropy('n=3', torch.randn(3, 27), torch.tensor([1, 2, 3]))",
        "course-check-helper"),
-    ok(NO_AUTOGRAD, "torch.testing.assert_close(dW1, dW1_by_loops)", "torch-testing"),
+    ok(NO_AUTOGRAD, cell("def linear(input, weight, bias):", "    return input @ weight + bias"),
+       "parameter-named-input"),
 ]
 
 _TF = "classmethod(lambda c, f, t, a, k=None: True)"
@@ -365,6 +366,15 @@ REFUSED = [
     no(BY_HAND, "loss = F.poisson_nll_loss(logits, Y)", "bypass-poisson-nll"),
     no(BY_HAND, "from torch import logcumsumexp", "bypass-import-logcumsumexp"),
     no(STAGE1, "from torch.nn.functional import softmax", "import-softmax-stage1"),
+    # ---- found by a third attack: modules changed under the course's cells, numpy.testing
+    no(NO_AUTOGRAD, cell("torch.is_grad_enabled = lambda: True", "with torch.no_grad():",
+                         "    pass"), "bypass-patch-grad-mode-query", line=1),
+    no(NO_AUTOGRAD, "F.softmax = my_softmax", "patch-module-function"),
+    no(NO_AUTOGRAD, "del torch.allclose", "delete-module-function"),
+    no(NO_AUTOGRAD, cell("import numpy as xp", "xp.allclose = lambda *a, **k: True"),
+       "patch-aliased-module", line=2),
+    no(NO_AUTOGRAD, "np.testing.measure('import os')", "numpy-testing-exec"),
+    no(NO_AUTOGRAD, "torch.testing.assert_close(dW1, W1)", "torch-testing-opens-np-testing"),
 ]
 
 

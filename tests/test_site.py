@@ -302,3 +302,29 @@ def test_a_cell_that_fails_writes_nothing(tmp_path):
     run = grader("execute", path)
     assert run.returncode == 2 and "broken on purpose" in run.stderr
     assert path.read_bytes() == before
+
+
+def test_a_regular_install_ships_the_book_and_the_course_library(tmp_path):
+    """`pip install .` (not only the editable install the Makefile makes) carries what `grader
+    site` and the notebooks need: grader/book's configuration, stylesheet and templates, the
+    grading rules and the makemore library."""
+    import subprocess
+    import sys
+    import zipfile
+    source = tmp_path / "source"   # setuptools builds in place: a copy, not the repository
+    for part in ("makemore", "grader"):
+        shutil.copytree(config.REPO / part, source / part,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(config.REPO / "pyproject.toml", source)
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
+                          "--quiet", "-w", str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "would be ignored" not in run.stderr, run.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    shipped = {str(p.relative_to(config.REPO))
+               for p in (config.REPO / "grader" / "book").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert shipped and shipped <= set(names), shipped - set(names)
+    for module in ("makemore/checks.py", "makemore/config.py", "grader/rules/stage1.py",
+                   "grader/preprocessors/execute.py", "grader/cli.py"):
+        assert module in names, module

@@ -54,6 +54,7 @@ html_theme_options = {
 templates_path = ["templates"]
 html_static_path = ["static"]
 html_css_files = ["course.css"]
+html_js_files = ["search-math.js"]   # search excerpts show formulas as text, not TeX
 html_copy_source = True          # each stage's notebook, downloaded from _sources/
 html_sourcelink_suffix = ""
 html_show_sourcelink = False
