@@ -208,19 +208,22 @@ def policies_of(notebook):
 
 # ------------------------------------------------------------------ the check
 
-def check_source(source, policy, course_imports=frozenset(), course_autograd=frozenset()):
+def check_source(source, policy, course_imports=frozenset(), course_autograd=frozenset(),
+                 known_modules=frozenset()):
     """The violations of policy in a cell's source ([] if it keeps every rule).
 
     course_imports: the (module, name) pairs the course's own cells import from the course
     packages (grader, makemore); a student may import those and nothing else from them.
     course_autograd: names the course's own cells define that hand on autograd's gradients
-    (course_autograd_of); an answer under a no-autograd policy may not use them."""
+    (course_autograd_of); an answer under a no-autograd policy may not use them.
+    known_modules: names the cells before this one bound to a module (modules_bound_in), whose
+    attributes this cell may not change either."""
     code, magics = _without_magics(source)
     deep = [Violation(1, "...", "this cell is nested too deeply to be checked")]
     try:
         tree = _tree(code, source)
-        found = [] if tree is None else _Checker(policy, course_imports,
-                                                 course_autograd).run(tree)
+        found = [] if tree is None else _Checker(policy, course_imports, course_autograd,
+                                                 known_modules).run(tree)
     except RecursionError:   # too deep to check (and to compile: nothing of it would run)
         found = deep
     return sorted(magics + found, key=lambda v: v.line)
@@ -394,24 +397,54 @@ def course_autograd_of(sources):
     return frozenset(doors)
 
 
+def _modules_bound(tree, known):
+    """Names a tree binds to what may be or hold a module: imports (`import torch as t`, `from
+    torch import nn`), and assignments whose value holds a module itself, not only something
+    of it (`t = torch`, `u = t`, `mods = [torch]`; not `h = torch.tanh(x)`)."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            bound.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value \
+                and _holds_module(node.value, MODULE_NAMES | known | bound):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return bound
+
+
+def _holds_module(value, modules):
+    """Whether an expression's value may be, or contain, one of the modules named."""
+    inside = {id(child) for parent in ast.walk(value) for child in ast.iter_child_nodes(parent)
+              if isinstance(parent, ast.Attribute) or (isinstance(parent, ast.Call)
+                                                       and child is parent.func)}
+    return any(isinstance(n, ast.Name) and n.id in modules and id(n) not in inside
+               for n in ast.walk(value))
+
+
+def modules_bound_in(source, known=frozenset()):
+    """The names a cell binds to a module, for the cells after it (see check_source)."""
+    try:
+        tree = ast.parse(_without_magics(HIDDEN_TESTS.sub("", source))[0])
+    except (SyntaxError, ValueError, RecursionError):
+        return set()
+    return _modules_bound(tree, set(known))
+
+
 class _Checker(ast.NodeVisitor):
-    def __init__(self, policy, course_imports, course_autograd=frozenset()):
+    def __init__(self, policy, course_imports, course_autograd=frozenset(),
+                 known_modules=frozenset()):
         self.policy, self.course_imports, self.found = policy, course_imports, []
         self.course_autograd = course_autograd
-        self.module_aliases = set()   # names this cell binds to a module (import, m = torch)
+        self.module_aliases = set(known_modules)   # names bound to a module, here or before
         self.called = set()   # ids of Attribute/Name nodes that are directly called
         self.bare_calls = set()   # ...with no arguments
         self.bases = set()   # ids of the nodes naming a class's bases
 
     def run(self, tree):
+        self.module_aliases |= _modules_bound(tree, self.module_aliases)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                self.module_aliases.update((a.asname or a.name).split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom):   # from torch import nn: may be a module
-                self.module_aliases.update(a.asname or a.name for a in node.names)
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
-                    and node.value.id in MODULE_NAMES:
-                self.module_aliases.update(t.id for t in node.targets if isinstance(t, ast.Name))
             if isinstance(node, ast.Call):
                 self.called.add(id(node.func))
                 if not node.args and not node.keywords:
@@ -483,10 +516,13 @@ class _Checker(ast.NodeVisitor):
         self.check_identifier(node, node.attr, attribute=True)
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             root = node.value
-            while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
-                root = root.func if isinstance(root, ast.Call) else root.value
-            if isinstance(root, ast.Name) and root.id in MODULE_NAMES | self.module_aliases:
-                self.refuse(node, f"{root.id}....{node.attr} = ...", "a module's functions and "
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            # x.a = ... and x[i].a = ... on the answer's own objects; not on a module, nor on
+            # what a call or an expression returns (f().a, [torch][0].a: it may be a module)
+            if not isinstance(root, ast.Name) or root.id in MODULE_NAMES | self.module_aliases:
+                shown = root.id if isinstance(root, ast.Name) else "(...)"
+                self.refuse(node, f"{shown}....{node.attr} = ...", "a module's functions and "
                             "settings are not the answer's to change: the course's cells run "
                             "them after it")
         if node.attr == "format":

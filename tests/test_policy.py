@@ -417,5 +417,27 @@ def test_course_code_that_hands_on_gradients_is_found_through_its_callers():
     assert course_autograd_of(course) == {"autograd_step", "twice"}
 
 
+def test_a_module_bound_in_an_earlier_cell_is_still_not_the_answers_to_change():
+    from grader.policy import modules_bound_in
+    known = modules_bound_in("import torch as t")
+    found = check_source("t.is_grad_enabled = lambda: True", NO_AUTOGRAD, COURSE_IMPORTS,
+                         known_modules=known)
+    assert found and "not the answer's to change" in found[0].rule, found
+    known = modules_bound_in("u = t", known)   # an alias of the alias
+    assert check_source("u.allclose = f", NO_AUTOGRAD, COURSE_IMPORTS, known_modules=known)
+    known = modules_bound_in("mods = [np, torch]", known)   # a module inside a container
+    assert check_source("mods[1].is_grad_enabled = f", NO_AUTOGRAD, COURSE_IMPORTS,
+                        known_modules=known)
+    for source in ("[torch][0].is_grad_enabled = f", "(F or torch).softmax = f",
+                   "get_torch().is_grad_enabled = f"):   # what an expression returns
+        assert check_source(source, NO_AUTOGRAD, COURSE_IMPORTS), source
+    # the answer's own objects stay the answer's, tensors made with torch among them
+    known = modules_bound_in(cell("h = torch.tanh(hpreact)", "out = F.one_hot(Y, 27)"), known)
+    assert not {"h", "out"} & known
+    assert check_source(cell("cache.h = h", "layer.weight = W1", "layers[-1].weight *= 0.1",
+                             "self.out = x @ self.weight", "h.label = 'tanh'"),
+                        NO_AUTOGRAD, COURSE_IMPORTS, known_modules=known) == []
+
+
 def test_tables_are_large_enough():
     assert len(ALLOWED) >= 45 and len(REFUSED) >= 45

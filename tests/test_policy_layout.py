@@ -65,3 +65,17 @@ def test_a_diagnostics_cell_moved_before_the_backward_checks_goes_back_after_the
     assert graded.cells.index(added) == order.index("answer_backward") + 1
     assert "no-autograd" in added.metadata[REFUSED_KEY] \
         and "`.backward`" in added.metadata[REFUSED_KEY], added.metadata
+
+
+def test_a_module_renamed_in_one_added_cell_cannot_be_changed_in_the_next(tmp_path):
+    """The policy reads one cell at a time, but what the cells before bound to a module it
+    keeps: `import torch as t` in one added cell, `t.is_grad_enabled = ...` in the next."""
+    nb = nbformat.read(str(config.NOTEBOOKS / f"{STAGE5}.ipynb"), as_version=4)
+    cells = {grade_id(c): c for c in nb.cells if grade_id(c)}
+    at = nb.cells.index(cells["answer_backward"]) + 1
+    rename, change = new_code_cell("import torch as t"), \
+        new_code_cell("t.is_grad_enabled = lambda: True")
+    nb.cells[at:at] = [rename, change]
+    sanitized(tmp_path, nb)
+    assert REFUSED_KEY not in rename.metadata
+    assert "not the answer's to change" in change.metadata[REFUSED_KEY], change.metadata

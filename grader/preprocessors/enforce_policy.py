@@ -37,18 +37,20 @@ class EnforcePolicy(NbGraderPreprocessor):
         course_imports = policy.course_imports_of(course)
         course_autograd = policy.course_autograd_of(course)
         default, answers = policy.policies_of(resources["nbgrader"]["notebook"])
-        current, failing = default, None
+        current, failing, modules = default, None, set()
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
             if utils.is_solution(cell) and grade_id(cell):
                 current, failing = answers.get(grade_id(cell), default), None
+            before, modules = frozenset(modules), modules | policy.modules_bound_in(cell.source,
+                                                                                    modules)
             if is_course_cell(cell):
                 if failing and utils.is_grade(cell):
                     cell.metadata[FAILED_KEY] = failing
                 continue
             violations = policy.check_source(cell.source, current, course_imports,
-                                             course_autograd)
+                                             course_autograd, before)
             if violations:
                 text = (f"{label(cell, index)} breaks the code policy ({current.name}): "
                         f"{policy.describe(violations)}")
