@@ -58,6 +58,8 @@ DYNAMIC_INSTEAD = {"type": " (to see what x is: x.shape, x.dtype, isinstance(x, 
                    "help": " (the docs: torch's and numpy's websites, or Shift+Tab in the lab)",
                    "display": " (print it, or make it the cell's last line)"}
 DUNDER = re.compile(r"^__\w+__$")
+# a str.format-style field that reaches an attribute or an item: "{0.grad}", "{postfix[0].x}"
+FORMAT_REACH = re.compile(r"\{[^{}:!]*[.\[][^{}]*\}")
 # enum's classes, but as a class's bases: their functional API, Enum("E", {name: value}),
 # builds a class from a namespace dict, dunder methods (__torch_function__, __eq__) included
 NAMESPACE_CLASSES = frozenset({"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "ReprEnum"})
@@ -97,13 +99,13 @@ READY_MADE_CLASSES = frozenset(n for n in READY_MADE if n[0].isupper())
 # what a by-hand answer must not reach either, under any name of that family, now or in a
 # later torch: log-sum-exp in all its forms (it takes each row's maximum out for the answer),
 # every softmax, cross-entropy and NLL (linear_cross_entropy, NLLLoss2d, poisson_nll_loss, ...)
-BY_HAND_FAMILY = re.compile(r"(?i)soft_?m(ax|in)|cross_?entropy|nll|log_?(cum_?)?(sum|add)_?exp")
-# the names under which notebooks hold modules: an answer may not change what is on them
-# (torch.is_grad_enabled = ..., F.softmax = ...), which the course's cells run after it
-MODULE_NAMES = frozenset({"torch", "F", "nn", "np", "numpy", "plt", "matplotlib", "mpl", "math",
-                          "cmath", "random", "itertools", "collections", "functools", "string",
-                          "statistics", "time", "typing", "tqdm", "heapq", "bisect", "copy",
-                          "re", "enum", "dataclasses", "pd", "pandas"})
+BY_HAND_FAMILY = re.compile(r"(?i)soft_?m(ax|in)|cross_?entropy|nll|log_?(cum_?)?(sum|add)_?exp"
+                            r"|bce|kl_?div")
+# the names under which the course's notebooks hold modules: an answer may not change what is
+# on them (torch.is_grad_enabled = ..., F.softmax = ...), which the course's cells run after
+# it. Other modules count where a cell imports them (modules_bound_in), so that a student's
+# own variable called `copy` or `time` stays theirs.
+MODULE_NAMES = frozenset({"torch", "F", "nn", "np", "plt", "math"})
 # grad mode's own context managers: a subclass can change what their `with` block restores
 GRAD_MODE_CLASSES = frozenset({"no_grad", "enable_grad", "set_grad_enabled", "inference_mode"})
 # what names an answer's own variables may carry although autograd has a function of that
@@ -405,22 +407,57 @@ def _modules_bound(tree, known):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            bound.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:   # from torch import nn
+            bound.update(a.asname or a.name for a in node.names
+                         if _is_module(f"{node.module}.{a.name}"))
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value \
                 and _holds_module(node.value, MODULE_NAMES | known | bound):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             bound.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) \
+                and _holds_module(node.iter, MODULE_NAMES | known | bound):   # for m in [torch]
+            bound.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
     return bound
 
 
+@functools.cache
+def _module_attribute_names():
+    """Attribute names under which the allowed modules hand out a module (or torch.Tensor)."""
+    return frozenset({m.rsplit(".", 1)[-1] for m in ALLOWED_MODULES} | MODULE_NAMES | {"Tensor"})
+
+
+@functools.cache
+def _is_module(dotted):
+    if dotted in ALLOWED_MODULES:
+        return True
+    if dotted.split(".")[0] not in COURSE_PACKAGES:
+        return False
+    import importlib.util
+    try:
+        return importlib.util.find_spec(dotted) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _holds_module(value, modules):
-    """Whether an expression's value may be, or contain, one of the modules named."""
-    inside = {id(child) for parent in ast.walk(value) for child in ast.iter_child_nodes(parent)
-              if isinstance(parent, ast.Attribute) or (isinstance(parent, ast.Call)
-                                                       and child is parent.func)}
-    return any(isinstance(n, ast.Name) and n.id in modules and id(n) not in inside
-               for n in ast.walk(value))
+    """Whether an expression's value is one of the modules named, or a container or choice of
+    them (`torch`, `[np, torch]`, `F if x else torch`); what a call returns or an attribute
+    holds is not followed (`torch.tanh(x)`, `f(SEED)` are the answer's own values)."""
+    if isinstance(value, ast.Name):
+        return value.id in modules
+    if isinstance(value, ast.Attribute):   # F.torch, torch.nn, torch.Tensor (its methods)
+        return value.attr in _module_attribute_names()
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return any(_holds_module(v, modules) for v in value.elts)
+    if isinstance(value, ast.Dict):
+        return any(_holds_module(v, modules) for v in value.values)
+    if isinstance(value, ast.IfExp):
+        return _holds_module(value.body, modules) or _holds_module(value.orelse, modules)
+    if isinstance(value, ast.BoolOp):
+        return any(_holds_module(v, modules) for v in value.values)
+    if isinstance(value, (ast.Starred, ast.NamedExpr)):
+        return _holds_module(value.value, modules)
+    return False
 
 
 def modules_bound_in(source, known=frozenset()):
@@ -537,6 +574,9 @@ class _Checker(ast.NodeVisitor):
         if isinstance(node.value, str) and DUNDER.match(node.value):
             self.refuse(node, repr(node.value), "dunder names are the language's internals, "
                                                 "not part of an answer, even as strings")
+        if isinstance(node.value, str) and FORMAT_REACH.search(node.value):
+            self.refuse(node, repr(node.value)[:40], "format templates may not reach attributes "
+                                                     "or items (use an f-string)")
 
     def visit_FunctionDef(self, node):
         self.check_identifier(node, node.name, attribute=False, defining=True)
@@ -556,6 +596,16 @@ class _Checker(ast.NodeVisitor):
 
     def visit_ClassDef(self, node):
         self.check_identifier(node, node.name, attribute=False, defining=True)
+        for stmt in node.body:   # what a class body binds are the class's attributes
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else \
+                [stmt.target] if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) else []
+            for n in (n for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)):
+                self.check_identifier(n, n.id, attribute=True)
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and not DUNDER.match(stmt.name):
+                self.check_identifier(stmt, stmt.name, attribute=True, defining=True)
+        if any(isinstance(base, ast.Starred) for base in node.bases):
+            self.refuse(node, f"class {node.name}(*...)", "name a class's bases")
         if not self.policy.autograd:
             for base in node.bases:
                 named = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")

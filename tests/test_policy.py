@@ -375,6 +375,21 @@ REFUSED = [
        "patch-aliased-module", line=2),
     no(NO_AUTOGRAD, "np.testing.measure('import os')", "numpy-testing-exec"),
     no(NO_AUTOGRAD, "torch.testing.assert_close(dW1, W1)", "torch-testing-opens-np-testing"),
+    # ---- found by a fourth attack: class bodies, templates, starred bases, BCE
+    no(NO_AUTOGRAD, cell("@dataclasses.dataclass", "class X(torch.Tensor):",
+                         "    grad: object = None"), "bypass-dataclass-field-grad", line=3),
+    no(NO_AUTOGRAD, cell("class X(torch.Tensor):", "    backward: object = None"),
+       "bypass-class-attribute-backward", line=2),
+    no(BY_HAND, cell("class X(torch.Tensor):", "    softmax: object = None"),
+       "bypass-class-attribute-softmax", line=2),
+    no(NO_AUTOGRAD, cell("bar = tqdm(range(3), postfix=[W])",
+                         "bar.bar_format = '{postfix[0].grad}'"), "bypass-template-attribute"),
+    no(NO_AUTOGRAD, "opts = {'bar_format': '{postfix.grad}'}", "bypass-template-in-dict"),
+    no(NO_AUTOGRAD, cell("Quiet = [torch.no_grad]", "class Loud(*Quiet):", "    pass"),
+       "bypass-starred-base"),
+    no(BY_HAND, "loss = nn.BCELoss(weight=one_hot, reduction='sum')(probs, ones) / n",
+       "bypass-bce-loss"),
+    no(BY_HAND, "loss = nn.BCEWithLogitsLoss()(logits, one_hot)", "bypass-bce-logits"),
 ]
 
 
@@ -437,6 +452,39 @@ def test_a_module_bound_in_an_earlier_cell_is_still_not_the_answers_to_change():
     assert check_source(cell("cache.h = h", "layer.weight = W1", "layers[-1].weight *= 0.1",
                              "self.out = x @ self.weight", "h.label = 'tanh'"),
                         NO_AUTOGRAD, COURSE_IMPORTS, known_modules=known) == []
+
+
+def test_after_the_courses_own_cells_an_answers_objects_are_still_its_own():
+    """Which names hold a module is carried from cell to cell; starting from what each real
+    notebook's course cells bind, the stores students write on their own objects pass."""
+    import nbformat
+    from grader import config
+    from grader.policy import modules_bound_in
+    from grader.preprocessors.enforce_policy import is_course_cell
+    own = cell("cache.h = h", "W1.label = 'W1'", "layers[-1].weight *= 0.1",
+               "g2 = torch.Generator().manual_seed(SEED)",
+               "C2 = torch.randn((27, 10), generator=g2)", "C2.label = 'C'",
+               "copy = W1.clone()", "copy.label = 'x'",
+               "class Tanh:", "    def __call__(self, x):", "        self.out = torch.tanh(x)",
+               "        return self.out")
+    for path in sorted(config.SOLUTIONS.glob("*.ipynb")):
+        known = set()
+        for c in nbformat.read(str(path), as_version=4).cells:
+            if c.cell_type == "code" and is_course_cell(c):
+                known |= modules_bound_in(c.source, known)
+        assert {"torch", "F", "plt"} & known, (path.name, known)
+        assert not {"g", "C", "W1", "h", "logits", "parameters", "cache", "SEED"} & known, known
+        assert check_source(own, DIAGNOSTICS, COURSE_IMPORTS, known_modules=known) == [], path
+
+
+def test_modules_reached_through_attributes_loops_and_classes_are_modules_too():
+    from grader.policy import modules_bound_in
+    for earlier, change in [("t = F.torch", "t.is_grad_enabled = lambda: True"),
+                            ("f = torch.nn.functional", "f.softmax = mine"),
+                            ("T = torch.Tensor", "T.allclose = lambda *a: True"),
+                            ("for m in [torch]:\n    pass", "m.is_grad_enabled = f")]:
+        known = modules_bound_in(earlier)
+        assert check_source(change, NO_AUTOGRAD, COURSE_IMPORTS, known_modules=known), earlier
 
 
 def test_tables_are_large_enough():
