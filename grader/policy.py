@@ -59,7 +59,7 @@ DYNAMIC_INSTEAD = {"type": " (to see what x is: x.shape, x.dtype, isinstance(x, 
                    "display": " (print it, or make it the cell's last line)"}
 DUNDER = re.compile(r"^__\w+__$")
 # a str.format-style field that reaches an attribute or an item: "{0.grad}", "{postfix[0].x}"
-FORMAT_REACH = re.compile(r"\{[^{}:!]*[.\[][^{}]*\}")
+FORMAT_REACH = re.compile(r"\{[^{}:!]*[.\[]")
 # enum's classes, but as a class's bases: their functional API, Enum("E", {name: value}),
 # builds a class from a namespace dict, dunder methods (__torch_function__, __eq__) included
 NAMESPACE_CLASSES = frozenset({"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "ReprEnum"})
@@ -359,15 +359,20 @@ def _without_magics(source):
 HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 
+def _as_received(source):
+    """The tree of a cell as students receive it (no hidden tests, magics made Python), or
+    None where it does not parse."""
+    try:
+        return ast.parse(_without_magics(HIDDEN_TESTS.sub("", source))[0])
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
 def course_imports_of(sources):
     """{(module, name)} imported from the course packages by the course's own cells, as
     students receive them (hidden tests, which import the grading rules, do not count)."""
     found = set()
-    for source in sources:
-        try:
-            tree = ast.parse(_without_magics(HIDDEN_TESTS.sub("", source))[0])
-        except SyntaxError:
-            continue
+    for tree in filter(None, map(_as_received, sources)):
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
                     and node.module.split(".")[0] in COURSE_PACKAGES:
@@ -381,11 +386,7 @@ def course_autograd_of(sources):
     `autograd_step`), and of those that call them. A course helper that only calls
     .backward() on tensors of its own (a check comparing with autograd) is not among them."""
     defined = {}
-    for source in sources:
-        try:
-            tree = ast.parse(_without_magics(HIDDEN_TESTS.sub("", source))[0])
-        except SyntaxError:
-            continue
+    for tree in filter(None, map(_as_received, sources)):
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 walked = list(ast.walk(node))
@@ -462,11 +463,8 @@ def _holds_module(value, modules):
 
 def modules_bound_in(source, known=frozenset()):
     """The names a cell binds to a module, for the cells after it (see check_source)."""
-    try:
-        tree = ast.parse(_without_magics(HIDDEN_TESTS.sub("", source))[0])
-    except (SyntaxError, ValueError, RecursionError):
-        return set()
-    return _modules_bound(tree, set(known))
+    tree = _as_received(source)
+    return set() if tree is None else _modules_bound(tree, set(known))
 
 
 class _Checker(ast.NodeVisitor):
@@ -565,7 +563,7 @@ class _Checker(ast.NodeVisitor):
         if node.attr == "format":
             literal = isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
             if id(node) not in self.called or not literal or \
-                    re.search(r"\{[^{}:!]*[.\[]", node.value.value):
+                    FORMAT_REACH.search(node.value.value):
                 self.refuse(node, ".format(...)", "format strings may not reach attributes or "
                                                   "items, nor be stored (use an f-string)")
         self.generic_visit(node)
@@ -632,9 +630,9 @@ class _Checker(ast.NodeVisitor):
     def visit_keyword(self, node):
         if node.arg and node.arg.startswith("_"):
             self.check_identifier(node, node.arg, attribute=False)
+        # a literal template is checked where it stands (visit_Constant); a computed one is not
         if node.arg == "bar_format" and not (
-                isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-                and not re.search(r"\{[^{}:!]*[.\[]", node.value.value)):
+                isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
             self.refuse(node, "bar_format=...", "format strings may not reach attributes or "
                                                 "items, nor be computed (write it out)")
         self.generic_visit(node)
