@@ -219,11 +219,11 @@ def policy_problem():
     course_imports, course_autograd = policy.course_imports_of(locked), \
         policy.course_autograd_of(locked)
     default, overrides = policy.policies_of(name)
-    problems, modules = [], set()
-    for source in history[:start]:   # what the cells checked before bound to a module
-        modules |= policy.modules_bound_in(source, modules)
+    # which names the cells checked before bound to a module, carried from check to check
+    problems, modules = [], _CHECKED.setdefault("modules", set())
     for source in history[start:-1]:
-        before, modules = frozenset(modules), modules | policy.modules_bound_in(source, modules)
+        before = frozenset(modules)
+        modules |= policy.modules_bound_in(source, modules)
         if not source.strip() or source in locked:
             continue
         rule = overrides.get(answers.get(source), default)
