@@ -247,10 +247,8 @@ class BwrapKernelManager(AsyncKernelManager):
             self.stderr_tail = collections.deque(maxlen=STDERR_LINES)
             threading.Thread(target=_keep_last_lines, daemon=True,
                              args=(self.provisioner.process.stderr, self.stderr_tail)).start()
-            info = await asyncio.wait_for(asyncio.to_thread(_read_all, read), 60)
-            try:
-                self.sandbox_pid = json.loads(info)["child-pid"]
-            except (ValueError, KeyError, TypeError):
+            self.sandbox_pid = await asyncio.to_thread(_child_pid, read, 60)
+            if self.sandbox_pid is None:
                 status = self.provisioner.process.poll() if self.provisioner else None
                 raise SandboxUnavailable("bubblewrap did not start the kernel"
                                          + (f" (exit status {status})" if status else "")
@@ -359,10 +357,3 @@ def _parent_of(pid):
             return next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
     except (OSError, StopIteration, ValueError):
         return None
-
-
-def _read_all(fd):
-    chunks = []
-    while chunk := os.read(fd, 4096):
-        chunks.append(chunk)
-    return b"".join(chunks)
