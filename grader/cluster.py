@@ -45,6 +45,7 @@ import uuid
 import zlib
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 from distributed import Client, WorkerPlugin
 
@@ -223,20 +224,13 @@ def _environment(state):
               "MAKEMORE_NOTEBOOK_TIMEOUT": str(s["notebook_timeout"]),
               config.NO_SANDBOX_ENV: "1" if s["no_sandbox"] else None,
               config.REFERENCE_CACHE_ENV: None}   # the references come with the course
-    saved = {k: os.environ.get(k) for k in values}
-    try:
+    with mock.patch.dict(os.environ):   # restored as it was afterwards
         for k, v in values.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _course_config(state, db_url=None, references=None):
