@@ -55,6 +55,8 @@ def start():
             __import__(module)
     if setup.get("block_autograd"):
         block_autograd()
+    if setup:
+        watch_modules()
     if sandbox:
         install_audit_hook(sandbox)
 
@@ -188,6 +190,101 @@ def autograd_blocked():
             else:
                 setattr(owner, name, value)
         torch._C._set_grad_enabled(enabled)
+        put_back_modules()   # what the code in the block changed, e.g. a student's function
+
+
+# ---------------------------------------------------------------------------- modules
+
+WATCHED = ("math", "random", "numpy", "torch", "torch.nn", "torch.nn.functional", "torch.special",
+           "torch.linalg", "torch.Tensor", "torch.nn.Module", "makemore", "grader")
+"""What a cell may not change: these modules and classes, and every module of the course
+library and the grader, are put back as they were after every cell (see `watch_modules`)."""
+
+
+class ModuleWatch:
+    """What the watched modules and classes hold, to put back after a cell changed it.
+
+    Names starting with `_` are left out: the code policy refuses them in every student cell,
+    and IPython and PyTorch keep their own state there.
+    """
+
+    def __init__(self):
+        self.saved = {}   # id(owner) -> (owner, its public names and values)
+
+    def take(self):
+        """Remember every watched owner loaded by now that is not remembered yet."""
+        for owner in self._owners():
+            if id(owner) not in self.saved:
+                self.saved[id(owner)] = (owner, self._public(owner))
+
+    def put_back(self) -> list[str]:
+        """Undo every change to a remembered owner; the changed names, e.g. `torch.tanh`."""
+        changed = []
+        for owner, before in self.saved.values():
+            now = self._public(owner)
+            for name, value in before.items():
+                if now.get(name, _ABSENT) is not value:
+                    changed.append(f"{_label(owner)}.{name}")
+                    setattr(owner, name, value)
+            for name in now.keys() - before.keys():
+                if isinstance(now[name], type(sys)):   # a submodule imported since
+                    before[name] = now[name]
+                else:
+                    changed.append(f"{_label(owner)}.{name}")
+                    delattr(owner, name)
+        self.take()
+        return changed
+
+    @staticmethod
+    def _public(owner):
+        return {k: v for k, v in vars(owner).items() if not k.startswith("_")}
+
+    @staticmethod
+    def _owners():
+        for name in WATCHED:
+            module, _, cls = name.rpartition(".")
+            if cls[:1].isupper():
+                if module in sys.modules:
+                    yield getattr(sys.modules[module], cls)
+            else:
+                yield from (m for n, m in list(sys.modules.items()) if m is not None and (
+                    n == name or (name in ("makemore", "grader") and n.startswith(name + "."))))
+
+
+_ABSENT = object()
+
+
+def _label(owner):
+    return getattr(owner, "__name__", "?").replace("torch.nn.functional", "F")
+
+
+def watch_modules() -> ModuleWatch:
+    """After every cell, put back what it changed in the watched modules and say so.
+
+    The code policy refuses changing a module it can see (`torch.tanh = ...`); this catches a
+    module reached some other way (a function's parameter, an object's attribute), so no
+    change reaches the course's cells and hidden tests after it.
+    """
+    global _WATCH
+    from IPython import get_ipython
+    _WATCH = ModuleWatch()
+    _WATCH.take()
+    shell = get_ipython()
+    if shell is not None:
+        shell.events.register("post_run_cell", lambda result=None: put_back_modules())
+    return _WATCH
+
+
+_WATCH = None
+
+
+def put_back_modules():
+    """Put back what code run since the last call changed in the watched modules, and say
+    what (nothing outside grading kernels)."""
+    changed = _WATCH.put_back() if _WATCH is not None else []
+    if changed:
+        print(f"(grading put back {', '.join(sorted(changed))}: a cell may not change "
+              "what a module holds)")
 
 
 # ---------------------------------------------------------------------------- sandbox

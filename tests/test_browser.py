@@ -256,6 +256,10 @@ def test_student_runs_the_release_and_validate_names_what_is_missing(lab, page):
     assert f"{name}: " in text and "factor 2" in " ".join(text.split()), text   # the verdict
     assert checks[2][2].strip() in text          # the unanswered question's check fails
     assert checks[0][2].strip() not in text      # the answered one passes
+    # the dialog opens with the count (grader/validate.py, from the repository's nbgrader_config.py)
+    count = f"{len(checks) - 1} of {len(checks)} checks fail (listed below), 1 passes"
+    assert count in text, text[:600]
+    assert text.index(count) < text.index(f"{name}: "), text[:600]
 
 
 def test_solution_runs_clean_and_validates(lab, page):

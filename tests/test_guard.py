@@ -44,3 +44,51 @@ def test_backward_kernels_raise_inside_the_block_only():
             torch._log_softmax_backward_data(g, torch.log_softmax(x, 1), 1, x.dtype)
         assert torch.tanh(x).shape == x.shape   # forward kernels are untouched
     assert torch.equal(torch.ops.aten.tanh_backward(g, x), expected)
+
+
+CHANGE_THROUGH_A_PARAMETER = '''
+def change(module, functional):
+    module.tanh = lambda x: x
+    functional.softmax = None
+    module.planted = 1
+change(torch, F)
+print('inside the cell:', torch.tanh(torch.tensor(3.0)).item())
+'''
+
+
+def test_what_a_cell_changes_in_a_module_is_put_back_after_it():
+    """A module reached through a parameter (which the code policy cannot follow) is put back
+    after the cell, and the cell's output says what; a submodule imported since is kept."""
+    code = ("from IPython.core.interactiveshell import InteractiveShell\n"
+            "shell = InteractiveShell.instance()\n"
+            "shell.run_cell('import torch, torch.nn.functional as F, grader.guard as g')\n"
+            "shell.run_cell('g.start()')\n"
+            f"shell.run_cell({CHANGE_THROUGH_A_PARAMETER!r})\n"
+            "shell.run_cell('import torch.distributions')\n"
+            "shell.run_cell('print(torch.tanh(torch.tensor(3.0)).item(), F.softmax is not None, "
+            "hasattr(torch, \"planted\"), hasattr(torch, \"distributions\"))')\n")
+    env = {**os.environ, GUARD_ENV: json.dumps({"block_autograd": True})}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "inside the cell: 3.0", lines
+    assert lines[1] == ("(grading put back F.softmax, torch.planted, torch.tanh: a cell may not "
+                        "change what a module holds)"), lines
+    assert lines[2].startswith("0.995") and lines[2].endswith("True False True"), lines
+    assert len(lines) == 3, lines   # the import of a submodule changed nothing
+
+
+def test_a_function_called_with_autograd_blocked_changes_no_module_after_the_block():
+    from grader import guard
+    watch = guard.ModuleWatch()
+    watch.take()
+    saved, guard._WATCH = guard._WATCH, watch
+    original = torch.Tensor.sum
+    try:
+        with autograd_blocked():
+            torch.Tensor.sum = lambda self, *a, **k: 0   # what a student's function may do
+        assert torch.Tensor.sum is original
+        assert watch.put_back() == []
+    finally:
+        guard._WATCH = saved
+        torch.Tensor.sum = original
