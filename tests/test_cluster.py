@@ -247,21 +247,27 @@ def descendants(pid):
     return found
 
 
+def start_grading(client_dir, name, students, address):
+    """`grader autograde --cluster ADDRESS` started on a class of correct stage 2 notebooks;
+    (the running process, its output folder)."""
+    subs, out = client_dir / name, client_dir / f"{name}-out"
+    for sid in students:
+        write_case(Case(sid, STAGE2, {}, set(), "correct"), subs)
+    env = {**os.environ, **ENV,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.Popen([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
+                            str(out), "--cluster", address, "--no-feedback"],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    return run, out
+
+
 def test_a_lost_worker_costs_nobody_anything(by_hand):
     """Kill one worker's whole process group (its machine is gone) while it grades a student:
     the other worker grades the rest, every student once, from finished runs only."""
     root, cluster = by_hand
     students = [f"s{i}" for i in range(4)]
-    subs = root / "client" / "lost"
-    for sid in students:
-        write_case(Case(sid, STAGE2, {}, set(), "correct"), subs)
-    out = root / "client" / "lost-out"
-    env = {**os.environ, **ENV,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    run = subprocess.Popen([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
-                            str(out), "--cluster", cluster.address, "--no-feedback"],
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+    run, out = start_grading(root / "client", "lost", students, cluster.address)
     victim, deadline = cluster.processes[1].pid, time.monotonic() + 600
     killed = False
     while not killed and run.poll() is None and time.monotonic() < deadline:
@@ -285,6 +291,42 @@ def test_a_lost_worker_costs_nobody_anything(by_hand):
     log = read_csv(out / "course" / ".cluster-run.csv")
     assert sorted(r["student"] for r in log) == students
     assert stdout.count(f"{STAGE2} graded") == len(students)
+
+
+def test_a_late_worker_that_cannot_grade_is_retired_and_costs_nobody_anything(by_hand):
+    """A worker without bubblewrap joins while a run grades: the course's plugin refuses on
+    it, the students sent there go back to a worker that can grade, it is retired, and every
+    student is graded once, in full."""
+    root, cluster = by_hand
+    students = [f"late{i}" for i in range(3)]
+    run, out = start_grading(root / "client", "late", students, cluster.address)
+    graders = [p.pid for p in cluster.processes[1:] if p.poll() is None]
+    deadline = time.monotonic() + 600
+    while run.poll() is None and time.monotonic() < deadline and not any(
+            "bwrap" in command(k) and "autograded" in command(k)
+            for pid in graders for k in descendants(pid)):
+        time.sleep(0.2)   # until the run grades its first student
+    (root / "late-worker").mkdir()
+    late_env = {k: v for k, v in os.environ.items() if not k.startswith("MAKEMORE_")}
+    late_env.update(PATH=str(VENV / "bin"), PYTHONPATH=str(root / "site"))   # no bwrap
+    late = subprocess.Popen([str(VENV / "bin" / "dask"), "worker", cluster.address,
+                             "--nthreads", "1", "--no-dashboard", "--name", "late",
+                             "--local-directory", str(root / "late-worker")],
+                            cwd=root / "late-worker", env=late_env, start_new_session=True,
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(root / "late-worker.log", "w"))
+    cluster.processes.append(late)   # killed with the cluster if it outlives the test
+    stdout, stderr = run.communicate(timeout=900)
+    assert run.returncode == 0, stderr[-3000:]
+    assert "refuses to grade: bubblewrap is not installed" in stderr, stderr[-3000:]
+    assert "it is retired and its students go to other workers" in stderr
+    summary = [r for r in read_csv(out / "summary.csv") if r["notebook"] == STAGE2]
+    assert sorted(r["student"] for r in summary) == students   # each exactly once
+    assert all(r["status"] == "graded" and float(r["score"]) == float(r["max_score"])
+               for r in summary), summary
+    log = read_csv(out / "course" / ".cluster-run.csv")
+    assert sorted(r["student"] for r in log) == students
+    late.wait(timeout=60)   # retired: the scheduler closed it
 
 
 # ------------------------------------------------------------------ refusals and bad calls
