@@ -35,9 +35,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from . import GradingError, config
 from .collect import STUDENT_ID, collect
 from .judge import cached_reference_answers, reference_cache
-from .preprocessors.events import EVENTS, FAULTS
-from .nbgrading import (copy_source, course_config, generate_source, nbgrader_api, sqlite_file,
-                        write_nbgrader_config)
+from .nbgrading import (autograde_notebook, copy_source, course_config, generate_source,
+                        nbgrader_api, sqlite_file, write_nbgrader_config)
 
 STATUS_FILE = ".status.json"   # in the course folder: status and reason of every graded notebook
 
@@ -141,20 +140,14 @@ def grade_student(api, course, submission, notebooks, feedback=None):
     for path in present.values():   # only the notebooks: extra files never reach the kernel
         shutil.copy(path, submitted / path.name)
     for nb in present:
-        EVENTS.pop((sid, nb), None)
-        FAULTS.pop((sid, nb), None)
-        api.coursedir.notebook_id = nb
-        try:
-            outcome = api.autograde(config.ASSIGNMENT, sid)
-        finally:
-            api.coursedir.notebook_id = "*"
-        events = EVENTS.pop((sid, nb), [])
-        if (sid, nb) in FAULTS:   # the grader's failure: not scored, graded again on a re-run
-            results.append(Result(sid, nb, "error", _join(FAULTS.pop((sid, nb)), *events)))
+        outcome, happened = autograde_notebook(api, sid, nb)
+        if happened.fault:   # the grader's failure: not scored, graded again on a re-run
+            results.append(Result(sid, nb, "error", _join(happened.fault, *happened.events)))
         elif outcome["success"]:
-            results.append(Result(sid, nb, "graded", _join(*events)))
+            results.append(Result(sid, nb, "graded", _join(*happened.events)))
         else:
-            results.append(Result(sid, nb, "failed", _join(*events, _last_error(outcome))))
+            results.append(Result(sid, nb, "failed",
+                                  _join(*happened.events, _last_error(outcome))))
     results.sort(key=lambda r: notebooks.index(r.notebook))
     if os.environ.get(config.NO_SANDBOX_ENV):
         notes.append("graded without the sandbox (--no-sandbox)")

@@ -8,7 +8,8 @@ scores it. `CarryAnswers` gives later cells the reference value of an answer mar
 so one mistake costs one answer. `GuardedExecute` runs each notebook in a sandboxed kernel
 (grader.guard) and survives its death; `RestoreLayout` puts a submission's cells back in the
 course's order. What happened to a notebook on the way (a timeout, a dead kernel, moved or
-edited cells) is logged and collected in `EVENTS` for the summary's reason column.
+edited cells) is logged and noted in the notebook's GradingNotes
+(grader.preprocessors.events) for the summary's reason column.
 """
 import fcntl
 import hashlib

@@ -10,17 +10,20 @@ import nbformat
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.apps import NbGraderAPI
+from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
                                     ClearOutput, DeduplicateIds, GetGrades, IgnorePattern,
                                     LimitOutput, OverwriteCells, OverwriteKernelspec,
                                     SaveAutoGrades)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.utils import capture_log, temp_attrs
 from traitlets.config import Config
 
 from . import GradingError, config
 from .judge import CarryAnswers, GuardedExecute, JudgeAnswers, RestoreLayout
 from .preprocessors.enforce_policy import EnforcePolicy
+from .preprocessors.events import NOTES_KEY, GradingNotes
 from .preprocessors.formula_checks import FormulaChecks
 from .preprocessors.restore_metadata import RestoreMetadata
 from .outputs import without_outputs_record
@@ -118,6 +121,31 @@ def nbgrader_api(root, db_url=None, references=None, protected=()):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     cfg = course_config(root, db_url, references, protected)
     return NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+
+
+class CourseAutograde(Autograde):
+    """nbgrader's Autograde whose notebook carries GradingNotes in its resources, through
+    both of nbgrader's passes (sanitising, then grading), for the grading preprocessors to
+    write what happened to it (grader.preprocessors.events)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes = GradingNotes()
+
+    def init_single_notebook_resources(self, notebook_filename):
+        resources = super().init_single_notebook_resources(notebook_filename)
+        resources[NOTES_KEY] = self.notes
+        return resources
+
+
+def autograde_notebook(api: NbGraderAPI, student: str, notebook: str) -> tuple[dict, GradingNotes]:
+    """nbgrader's `api.autograde` for one notebook of one student: its outcome (success,
+    log, error) and the notes of what happened while it was graded."""
+    with temp_attrs(api.coursedir, assignment_id=config.ASSIGNMENT, student_id=student,
+                    notebook_id=notebook):
+        app = CourseAutograde(coursedir=api.coursedir, parent=api)
+        app.force, app.create_student = True, True
+        return capture_log(app), app.notes
 
 
 def checked(result, what):

@@ -16,7 +16,7 @@ from traitlets.config import Config
 
 from cases_exploits import BREAK_OUT, READ_REFERENCES
 from grader import sandbox
-from grader.preprocessors.events import EVENTS, FAULTS
+from grader.preprocessors.events import NOTES_KEY, GradingNotes
 from grader.preprocessors.execute import GuardedExecute, KernelStartFailed
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable() is not None,
@@ -62,14 +62,17 @@ def course(tmp_path):
     return c, work
 
 
-def run(tmp_path, *sources, timeout=30, **traits):
+def run(tmp_path, *sources, timeout=30, notes=None, **traits):
+    """Run the cells in a grading kernel: (notebook, the events noted, the kernel's folder);
+    what the grader noted lands in notes (a GradingNotes), if given."""
     cfg, work = course(tmp_path)
     nb = new_notebook(cells=[new_code_cell(s) for s in sources])
-    resources = {"metadata": {"path": str(work)},
+    notes = GradingNotes() if notes is None else notes
+    resources = {"metadata": {"path": str(work)}, NOTES_KEY: notes,
                  "nbgrader": {"student": "alice", "notebook": tmp_path.name}}
     ex = GuardedExecute(config=cfg, timeout=timeout, **traits)
     ex.preprocess(nb, resources)
-    return nb, EVENTS.pop(("alice", tmp_path.name), []), work
+    return nb, notes.events, work
 
 
 def printed(cell):
@@ -154,10 +157,11 @@ def test_a_kernel_that_will_not_start_is_the_graders_fault(tmp_path, monkeypatch
         starts.append(1)
         return ["/bin/false"]
     monkeypatch.setattr(sandbox.BwrapKernelManager, "format_kernel_cmd", broken)
+    notes = GradingNotes()
     with pytest.raises(KernelStartFailed):
-        run(tmp_path, "x = 1", startup_timeout=5)
+        run(tmp_path, "x = 1", startup_timeout=5, notes=notes)
     assert len(starts) == 3
-    assert "did not start (3 tries" in FAULTS.pop(("alice", tmp_path.name))
+    assert "did not start (3 tries" in notes.fault
 
 
 def sandboxes_of(tmp_path):
@@ -187,7 +191,6 @@ def test_a_start_that_fails_half_way_leaves_no_sandbox_behind(tmp_path, monkeypa
     monkeypatch.setattr(LocalProvisioner, "launch_kernel", launch_then_fail)
     with pytest.raises(KernelStartFailed):
         run(tmp_path, "x = 1", startup_timeout=5)
-    FAULTS.pop(("alice", tmp_path.name), None)
     assert len(launched) == 3
     time.sleep(1)   # a SIGKILLed process is gone at once; give the reaper a moment
     assert sandboxes_of(tmp_path) == [], "a failed start left its sandbox running"
@@ -299,9 +302,10 @@ def test_the_grader_connects_once_and_has_no_heartbeat(tmp_path, monkeypatch):
 def test_bubblewraps_own_words_explain_a_failed_start(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox.BwrapKernelManager, "format_kernel_cmd",
                         lambda self, extra_arguments=None: ["bwrap", "--no-such-option"])
+    notes = GradingNotes()
     with pytest.raises(KernelStartFailed):
-        run(tmp_path, "x = 1", startup_timeout=5)
-    reason = FAULTS.pop(("alice", tmp_path.name))
+        run(tmp_path, "x = 1", startup_timeout=5, notes=notes)
+    reason = notes.fault
     assert "bubblewrap did not start the kernel" in reason and "no-such-option" in reason, reason
 
 
@@ -313,3 +317,35 @@ def test_what_a_kernel_writes_to_its_stderr_stays_out_of_the_graders_terminal(tm
     nb, _, _ = run(tmp_path, code)
     assert "ok" in printed(nb.cells[0])
     assert "RAW STDERR" not in capfd.readouterr().err
+
+
+NEVER_STARTS = '''
+from grader import sandbox
+_format = sandbox.BwrapKernelManager.format_kernel_cmd
+def _format_for_students_only(self, extra_arguments=None):   # the references still run
+    if "autograded" in str(getattr(self, "workdir", "")):
+        return ["/bin/false"]
+    return _format(self, extra_arguments)
+sandbox.BwrapKernelManager.format_kernel_cmd = _format_for_students_only
+'''
+
+
+def test_a_kernel_that_never_starts_makes_an_error_that_only_errors_grades_again(tmp_path):
+    """Through a whole grading run: the notebook whose kernel never starts is status `error`
+    with the reason (not a 0), and `--only-errors` grades it again, in full."""
+    from conftest import grader, read_csv
+    from crafted import Case, write_case
+    notebook = "03_fused_cross_entropy"
+    write_case(Case("alice", notebook, {}, set(), "correct"), tmp_path / "subs")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "sitecustomize.py").write_text(NEVER_STARTS)
+    args = ("autograde", tmp_path / "subs", "--out", tmp_path / "out", "--no-feedback")
+    broken = grader(*args, env_extra={"PYTHONPATH": f"{tmp_path / 'broken'}{os.pathsep}"
+                                                    f"{os.environ.get('PYTHONPATH', '')}"})
+    row, = [r for r in read_csv(tmp_path / "out" / "summary.csv") if r["notebook"] == notebook]
+    assert row["status"] == "error", (row, broken.stderr[-2000:])
+    assert "the grading kernel did not start (3 tries" in row["reason"], row
+    again = grader(*args, "--only-errors")
+    assert again.returncode == 0, again.stderr[-2000:]
+    row, = [r for r in read_csv(tmp_path / "out" / "summary.csv") if r["notebook"] == notebook]
+    assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]), row

@@ -1,27 +1,43 @@
-"""What happened to each notebook while it was graded in this process, for the summary.
+"""What happened to one notebook while it was graded, for the summary.
 
-EVENTS holds notes (a timeout, a cap that fired, restored cells); FAULTS holds the grader's
-own failures (a kernel that never started): such a notebook is marked `error`, not scored.
+Each notebook's nbconvert resources carry its GradingNotes (under NOTES_KEY; the grader's
+CourseAutograde puts them there): notes (a timeout, a cap that fired, restored cells), and
+the grader's own failure (a kernel that never started), for which the notebook is marked
+`error`, not scored. nbconvert deep-copies the resources before its preprocessors run; the
+notes stay one object, so what the preprocessors write reaches whoever started the grading.
 """
-EVENTS = {}   # (student, notebook) -> [what happened]
-FAULTS = {}   # (student, notebook) -> why the grader could not grade it
+NOTES_KEY = "makemore_notes"
 
 
-def _key(resources):
-    nbg = (resources or {}).get("nbgrader", {})
-    return nbg.get("student"), nbg.get("notebook")
+class GradingNotes:
+    """The notes of one notebook's grading: `events` (in order) and the grader's `fault`."""
+
+    def __init__(self):
+        self.events: list[str] = []
+        self.fault: str | None = None
+
+    def __deepcopy__(self, memo):
+        return self   # one record, however often nbconvert copies the resources
+
+
+def _notes(resources) -> GradingNotes | None:
+    return (resources or {}).get(NOTES_KEY)
 
 
 def record(resources, text, log=None):
     """Note what happened to the notebook being graded (shown in the summary's reason)."""
-    EVENTS.setdefault(_key(resources), []).append(text)
+    notes = _notes(resources)
+    if notes is not None:
+        notes.events.append(text)
     if log:
         log.warning(text)
 
 
 def fault(resources, text):
     """Note that the grader, not the student, failed on the notebook being graded."""
-    FAULTS.setdefault(_key(resources), text)
+    notes = _notes(resources)
+    if notes is not None and notes.fault is None:
+        notes.fault = text
 
 
 def label(cell, index):
