@@ -66,15 +66,58 @@ def cpu():
     return usage.ru_utime + usage.ru_stime
 
 
+CGROUPS = Path("/sys/fs/cgroup/cpuacct")   # cgroup v1's CPU accounting, where there is one
+
+
+def measured(command, **kwargs):
+    """(wall seconds, CPU seconds, the CompletedProcess) of a command's whole process tree.
+
+    Where a cpuacct cgroup can be made (root, cgroup v1), the command runs in one of its own,
+    which counts every descendant: a sandboxed kernel's processes too, whose parent (bwrap)
+    is killed before it waits for them, so that getrusage never sees their CPU. Elsewhere the
+    CPU is this script's finished children's (rusage), kernels not included."""
+    group = CGROUPS / f"bench-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        group.mkdir()
+    except OSError:
+        group = None
+    c0, start = cpu(), time.perf_counter()
+    if group is not None:
+        kwargs["preexec_fn"] = lambda: (group / "cgroup.procs").write_text(str(os.getpid()))
+    run = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    wall = time.perf_counter() - start
+    if group is None:
+        return wall, cpu() - c0, run
+    used = int((group / "cpuacct.usage").read_text()) / 1e9
+    for _ in range(50):   # empty once the last sandboxed process has died
+        try:
+            group.rmdir()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return wall, used, run
+
+
+def whole_tree():
+    """How the CPU seconds below are counted."""
+    probe = CGROUPS / f"bench-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+        return "CPU of whole process trees, sandboxed kernels included (a cpuacct cgroup per run)"
+    except OSError:
+        return ("CPU of finished child processes (getrusage; no cgroup here: the sandboxed "
+                "kernels' CPU is NOT included)")
+
+
 def run_grader(subs, out, jobs, feedback, sandbox=True):
-    start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
-                          str(out), "--jobs", str(jobs), "--quiet",
-                          *([] if feedback else ["--no-feedback"]),
-                          *([] if sandbox else ["--no-sandbox"])], cwd=REPO, env=ENV,
-                         capture_output=True, text=True)
+    """(wall seconds, CPU seconds) of one `python -m grader autograde` run."""
+    wall, used, run = measured([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
+                                str(out), "--jobs", str(jobs), "--quiet",
+                                *([] if feedback else ["--no-feedback"]),
+                                *([] if sandbox else ["--no-sandbox"])], cwd=REPO, env=ENV)
     assert run.returncode == 0, run.stderr[-2000:]
-    return time.perf_counter() - start
+    return wall, used
 
 
 def nbgrader_course(subs, out):
@@ -94,16 +137,16 @@ def nbgrader_course(subs, out):
 
 def run_nbgrader(subs, out):
     """The baseline: one `nbgrader autograde` over the whole class, one notebook at a time,
-    then `nbgrader generate_feedback`; the times after each."""
+    then `nbgrader generate_feedback`: (wall, CPU) seconds after each."""
     start = time.perf_counter()
     course = nbgrader_course(subs, out)
+    setup = time.perf_counter() - start
     # exits 1 because of the malformed submissions (the grader sets them aside beforehand)
-    subprocess.run([str(BIN / "nbgrader"), "autograde", config.ASSIGNMENT, "--force"],
-                   cwd=course, env=ENV, capture_output=True, text=True)
-    graded = time.perf_counter() - start
-    subprocess.run([str(BIN / "nbgrader"), "generate_feedback", config.ASSIGNMENT, "--force"],
-                   cwd=course, env=ENV, capture_output=True, text=True)
-    return graded, time.perf_counter() - start
+    wall, used, _ = measured([str(BIN / "nbgrader"), "autograde", config.ASSIGNMENT, "--force"],
+                             cwd=course, env=ENV)
+    more_wall, more_used, _ = measured([str(BIN / "nbgrader"), "generate_feedback",
+                                        config.ASSIGNMENT, "--force"], cwd=course, env=ENV)
+    return (setup + wall, used), (setup + wall + more_wall, used + more_used)
 
 
 def main():
@@ -122,18 +165,17 @@ def main():
         write_case(class_of(1)[0], tmp / "warm-up")
         run_grader(tmp / "warm-up", tmp / "warm-up-out", 1, feedback=False)
         # interleaved, so that other load on a shared machine hits both sides alike
-        used = [cpu()]
-        scores_only = run_grader(tmp / "subs", tmp / "parallel", args.jobs, feedback=False)
+        scores_only, scores_cpu = run_grader(tmp / "subs", tmp / "parallel", args.jobs,
+                                             feedback=False)
         loads.append(os.getloadavg()[0])
-        used.append(cpu())
-        sequential, with_feedback = run_nbgrader(tmp / "subs", tmp / "sequential")
+        (sequential, sequential_cpu), (with_feedback, feedback_cpu) = run_nbgrader(
+            tmp / "subs", tmp / "sequential")
         loads.append(os.getloadavg()[0])
-        used.append(cpu())
-        full = run_grader(tmp / "subs", tmp / "parallel_feedback", args.jobs, feedback=True)
+        full, full_cpu = run_grader(tmp / "subs", tmp / "parallel_feedback", args.jobs,
+                                    feedback=True)
         loads.append(os.getloadavg()[0])
-        used.append(cpu())
-        unsandboxed = run_grader(tmp / "subs", tmp / "unsandboxed", args.jobs, feedback=False,
-                                 sandbox=False)
+        unsandboxed, _ = run_grader(tmp / "subs", tmp / "unsandboxed", args.jobs,
+                                    feedback=False, sandbox=False)
         loads.append(os.getloadavg()[0])
         a = scores(f"sqlite:///{tmp / 'parallel' / 'course' / 'gradebook.db'}")
         b = scores(f"sqlite:///{tmp / 'sequential' / 'course' / 'gradebook.db'}")
@@ -154,9 +196,11 @@ def main():
     print(f"python -m grader autograde --jobs {args.jobs} (+ feedback, report): {full:6.1f} s")
     print(f"nbgrader autograde + generate_feedback:           {with_feedback:6.1f} s   "
           f"speed-up {with_feedback / full:.2f}x")
-    walls = [scores_only, with_feedback, full]
-    print("CPU seconds (cores busy on average) of the three runs: " + ", ".join(
-        f"{b - a:.0f} ({(b - a) / w:.2f})" for a, b, w in zip(used, used[1:], walls, strict=False)))
+    print(f"CPU seconds ({whole_tree()}; cores busy on average): grader "
+          f"{scores_cpu:.0f} ({scores_cpu / scores_only:.2f}), nbgrader {sequential_cpu:.0f} "
+          f"({sequential_cpu / sequential:.2f}), {scores_cpu / sequential_cpu:.2f}x; with "
+          f"feedback: grader {full_cpu:.0f}, nbgrader {feedback_cpu:.0f}, "
+          f"{full_cpu / feedback_cpu:.2f}x")
     print(f"per-cell scores identical in the three gradebooks: {not diff}")
     for student in sorted({k[0] for k in diff}):
         cells = sorted(k[2] for k in diff if k[0] == student)

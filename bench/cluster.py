@@ -24,14 +24,14 @@ import argparse
 import csv
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from class_grading import BIN, ENV, REPO, class_of, cpu, nbgrader_course, scores  # noqa: E402
+from class_grading import (BIN, ENV, REPO, class_of, measured, nbgrader_course,  # noqa: E402
+                           scores, whole_tree)
 from crafted import NOTEBOOKS, write_case  # noqa: E402
 
 from grader import config  # noqa: E402
@@ -39,50 +39,6 @@ from grader import config  # noqa: E402
 STUDENTS_PROJECTED = 10_000
 CORES = (10, 100, 1000)
 TINY_TASKS = 3000
-
-
-CGROUPS = Path("/sys/fs/cgroup/cpuacct")   # cgroup v1's CPU accounting, where there is one
-
-
-def measured(command, **kwargs):
-    """(wall seconds, CPU seconds, the CompletedProcess) of a command's whole process tree.
-
-    Where a cpuacct cgroup can be made (root, cgroup v1), the command runs in one of its own,
-    which counts every descendant: a sandboxed kernel's processes too, whose parent (bwrap)
-    is killed before it waits for them, so that getrusage never sees their CPU. Elsewhere the
-    CPU is this script's finished children's (rusage), kernels not included."""
-    group = CGROUPS / f"bench-cluster-{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        group.mkdir()
-    except OSError:
-        group = None
-    c0, start = cpu(), time.perf_counter()
-    if group is not None:
-        kwargs["preexec_fn"] = lambda: (group / "cgroup.procs").write_text(str(os.getpid()))
-    run = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    wall = time.perf_counter() - start
-    if group is None:
-        return wall, cpu() - c0, run
-    used = int((group / "cpuacct.usage").read_text()) / 1e9
-    for _ in range(50):   # empty once the last sandboxed process has died
-        try:
-            group.rmdir()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return wall, used, run
-
-
-def whole_tree():
-    """How the CPU seconds below are counted."""
-    probe = CGROUPS / f"bench-cluster-probe-{os.getpid()}"
-    try:
-        probe.mkdir()
-        probe.rmdir()
-        return "CPU of whole process trees, sandboxed kernels included (a cpuacct cgroup per run)"
-    except OSError:
-        return ("CPU of finished child processes (getrusage; no cgroup here: the sandboxed "
-                "kernels' CPU is NOT included)")
 
 
 def run_grader(subs, out, *how):

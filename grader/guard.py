@@ -195,10 +195,16 @@ def autograd_blocked():
 
 # ---------------------------------------------------------------------------- modules
 
-WATCHED = ("math", "random", "numpy", "torch", "torch.nn", "torch.nn.functional", "torch.special",
-           "torch.linalg", "torch.Tensor", "torch.nn.Module", "makemore", "grader")
+WATCHED = ("math", "random", "numpy", "numpy.random", "numpy.linalg", "numpy.fft", "torch",
+           "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.special", "torch.linalg",
+           "torch.fft", "torch.random", "torch.Tensor", "torch.nn.Module", "makemore", "grader")
 """What a cell may not change: these modules and classes, and every module of the course
-library and the grader, are put back as they were after every cell (see `watch_modules`)."""
+library and the grader, are put back as they were after every cell (see `watch_modules`);
+so are the modules the notebook's names hold (np.random, plt, time, ...) and the modules
+those hand out as attributes, if they belong to one of the PACKAGES."""
+PACKAGES = frozenset({"torch", "numpy", "math", "random", "time", "collections", "functools",
+                      "itertools", "statistics", "matplotlib", "pandas", "tqdm", "copy",
+                      "string", "makemore", "grader"})
 
 
 class ModuleWatch:
@@ -209,29 +215,45 @@ class ModuleWatch:
     """
 
     def __init__(self):
-        self.saved = {}   # id(owner) -> (owner, its public names and values)
+        self.saved = {}   # id(owner) -> [owner, its public names and values, its names]
+        self.settings = self._settings()
+
+    @staticmethod
+    def _settings():
+        """Process-wide settings a call changes (no attribute does): {label: (value, setter)}."""
+        import numpy as np
+        import torch
+        return {"torch.set_default_dtype": (torch.get_default_dtype(), torch.set_default_dtype),
+                "np.seterr": (np.geterr(), lambda errors: np.seterr(**errors))}
 
     def take(self):
         """Remember every watched owner loaded by now that is not remembered yet."""
         for owner in self._owners():
             if id(owner) not in self.saved:
-                self.saved[id(owner)] = (owner, self._public(owner))
+                self.saved[id(owner)] = [owner, self._public(owner), set(vars(owner))]
 
     def put_back(self) -> list[str]:
         """Undo every change to a remembered owner; the changed names, e.g. `torch.tanh`."""
-        changed = []
-        for owner, before in self.saved.values():
-            now = self._public(owner)
+        changed, current = [], self._settings()
+        for label, (value, setter) in self.settings.items():   # first: they rebind attributes
+            if current[label][0] != value:
+                changed.append(label)
+                setter(value)
+        for entry in self.saved.values():
+            owner, before, names = entry
+            now = vars(owner)
             for name, value in before.items():
                 if now.get(name, _ABSENT) is not value:
                     changed.append(f"{_label(owner)}.{name}")
                     setattr(owner, name, value)
-            for name in now.keys() - before.keys():
-                if isinstance(now[name], type(sys)):   # a submodule imported since
-                    before[name] = now[name]
-                else:
-                    changed.append(f"{_label(owner)}.{name}")
-                    delattr(owner, name)
+            if now.keys() != names:   # names added (or private ones dropped) since
+                for name in [n for n in now.keys() - names if not n.startswith("_")]:
+                    if isinstance(now[name], type(sys)):   # a submodule imported since
+                        before[name] = now[name]
+                    else:
+                        changed.append(f"{_label(owner)}.{name}")
+                        delattr(owner, name)
+                entry[2] = set(now)
         self.take()
         return changed
 
@@ -239,16 +261,26 @@ class ModuleWatch:
     def _public(owner):
         return {k: v for k, v in vars(owner).items() if not k.startswith("_")}
 
-    @staticmethod
-    def _owners():
-        for name in WATCHED:
-            module, _, cls = name.rpartition(".")
-            if cls[:1].isupper():
-                if module in sys.modules:
-                    yield getattr(sys.modules[module], cls)
-            else:
-                yield from (m for n, m in list(sys.modules.items()) if m is not None and (
-                    n == name or (name in ("makemore", "grader") and n.startswith(name + "."))))
+    def _owners(self):
+        if len(sys.modules) != getattr(self, "_modules_seen", None):   # something was imported
+            self._modules_seen = len(sys.modules)
+            for name in WATCHED:
+                module, _, cls = name.rpartition(".")
+                if cls[:1].isupper():
+                    if module in sys.modules:
+                        yield getattr(sys.modules[module], cls)
+                else:
+                    yield from (m for n, m in list(sys.modules.items()) if m is not None and (
+                        n == name or (name in ("makemore", "grader")
+                                      and n.startswith(name + "."))))
+        from IPython import get_ipython
+        shell = get_ipython()
+        held = [v for v in (shell.user_ns.values() if shell is not None else ())
+                if isinstance(v, type(sys))]
+        for module in held + [v for m in held for k, v in vars(m).items()
+                              if not k.startswith("_") and isinstance(v, type(sys))]:
+            if getattr(module, "__name__", "").split(".")[0] in PACKAGES:
+                yield module
 
 
 _ABSENT = object()
@@ -266,7 +298,12 @@ def watch_modules() -> ModuleWatch:
     change reaches the course's cells and hidden tests after it.
     """
     global _WATCH
+    import importlib
+
     from IPython import get_ipython
+    for name in WATCHED:   # numpy loads its submodules when first used: load them now
+        if not name.rpartition(".")[2][:1].isupper():
+            importlib.import_module(name)
     _WATCH = ModuleWatch()
     _WATCH.take()
     shell = get_ipython()

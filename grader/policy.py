@@ -28,7 +28,9 @@ AUTOGRAD_NAMES = frozenset({
     "set_grad_enabled", "register_hook", "retain_grad", "retains_grad", "func", "functorch",
     "ops", "vjp", "jvp", "jacobian", "hessian", "jacrev", "jacfwd", "vmap", "grad_and_value",
     "forward_ad", "make_dual", "unpack_dual", "next_functions", "saved_tensors",
-    "register_post_accumulate_grad_hook", "is_inference_mode_enabled", "_backward_hooks"})
+    "register_post_accumulate_grad_hook", "is_inference_mode_enabled", "_backward_hooks",
+    # a deep copy of a tensor copies its .grad too, into the memo dict it is given
+    "deepcopy"})
 # defining a function with one of these names is the course's own API (stage 5's backward)
 AUTOGRAD_DEFINABLE = frozenset({"backward"})
 # ...and as attributes: torch.no_grad().prev (the grad mode its `with` block restores), and
@@ -39,7 +41,7 @@ AUTOGRAD_INFIX = "backward"
 DYNAMIC_NAMES = frozenset({
     "getattr", "setattr", "delattr", "vars", "globals", "locals", "eval", "exec", "compile",
     "__import__", "open", "breakpoint", "memoryview", "In", "Out", "get_ipython",
-    "display", "help", "type"})
+    "display", "help", "type", "timeit"})
 # ...and these under any name: they look up attributes or globals by a string (string.Formatter,
 # typing.get_type_hints, singledispatch's annotations, functools.wraps(assigned=...), np.bmat,
 # np.r_["name"]), build classes or functions from a namespace dict or code (metaclasses,
@@ -52,7 +54,14 @@ DYNAMIC_ATTRIBUTES = frozenset({
     "attrgetter", "methodcaller",
     # torch.compile hands a backend the traced graph, whose nodes call methods named by
     # strings and whose code is re-executed; tqdm's format_meter formats any object it is given
-    "compile", "call_method", "call_function", "call_module", "recompile", "format_meter"})
+    "compile", "call_method", "call_function", "call_module", "recompile", "format_meter",
+    # the same builtins reached as attributes (of a module in hand: builtins.exec); pandas'
+    # eval and query evaluate a string; timeit runs code given as a string; an AttributeError's
+    # .obj is the object the lookup failed on (torch.set_default_tensor_type("builtins.x")
+    # raises one holding the builtins module: it imports modules named by a string)
+    "exec", "eval", "getattr", "setattr", "delattr", "vars", "globals", "locals",
+    "breakpoint", "get_ipython", "query", "obj", "timeit", "set_default_tensor_type",
+    "read_pickle", "meta_path", "path_hooks"})
 # what to write instead, where a refused name has an everyday use
 DYNAMIC_INSTEAD = {"type": " (to see what x is: x.shape, x.dtype, isinstance(x, torch.Tensor))",
                    "help": " (the docs: torch's and numpy's websites, or Shift+Tab in the lab)",
@@ -523,6 +532,9 @@ class _Checker(ast.NodeVisitor):
                 name in NAMESPACE_CLASSES and id(node) not in self.bases):
             self.refuse(node, shown, "dynamic code, attribute or namespace access is not "
                                      "allowed in answers" + DYNAMIC_INSTEAD.get(name, ""))
+        if not attribute and name in ALWAYS_REFUSED_MODULES - set(COURSE_PACKAGES):
+            self.refuse(node, shown, "modules the course does not hand out are off limits in "
+                                     "answers, even where a course cell imported them")
         if name in COURSE_FILE_READERS and id(node) not in self.bare_calls:
             self.refuse(node, shown, "the course reads its own files: call it as the course "
                                      "does, with no path")

@@ -3,12 +3,13 @@
 One self-contained page (figures embedded as PNG): per notebook, the distribution of
 students' scores and, for every graded answer in notebook order, the share of students
 who got it right. Shares count the students whose notebook was graded; missing or
-unreadable notebooks are counted apart.
+unreadable notebooks are counted apart. The tables are pandas DataFrames.
 """
 import base64
 import html
 import io
-from statistics import mean, median
+
+import pandas as pd
 
 
 def _png(fig):
@@ -48,15 +49,43 @@ def notebook_figures(name, totals, max_score, cells, shares):
     return hist, bars
 
 
+def answer_table(grades: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
+    """Per answer (index, in notebook order) of one notebook's grades (student, cell, score,
+    max_score; a blank score waits for manual grading): `full credit`, the share of students
+    with all its points; `mean score`, the mean share of its points; `pending`, how many wait
+    for manual grading (not counted as missed). NaN where no score is known yet."""
+    scored = grades.dropna(subset=["score"])
+    points = scored["max_score"].where(scored["max_score"] > 0)
+    return pd.DataFrame({
+        "full credit": (scored["score"] >= scored["max_score"]).groupby(scored["cell"]).mean(),
+        "mean score": (scored["score"] / points).fillna(1.0).groupby(scored["cell"]).mean(),
+        "pending": grades["score"].isna().groupby(grades["cell"]).sum(),
+    }).reindex(cells).fillna({"pending": 0}).astype({"pending": int})
+
+
+def _percent(share, low=None):
+    if pd.isna(share):
+        return "—"
+    text = f"{100 * share:.0f}%"
+    return f"<span class='low'>{text}</span>" if low is not None and share < low else text
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=False, border=0)
+
+
 def write_report(path, rows, summary, cells, similar=None):
     """Write the class report from grades.csv rows and summary.csv rows (and similarity.csv's
     rows, for the section on similar submissions)."""
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class report</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{padding:.2em .7em;"
-             "border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right}"
+             "border-bottom:1px solid #ddd;text-align:left}"
              ".low{color:#c44e52;font-weight:bold}</style></head><body>",
              "<h1>Class report</h1>"]
+    grades = pd.DataFrame(rows, columns=["student", "notebook", "cell", "score", "max_score"])
+    grades["score"] = pd.to_numeric(grades["score"], errors="coerce")   # blank: pending
+    grades["max_score"] = pd.to_numeric(grades["max_score"])
     for notebook in cells:
         graded = sorted(s["student"] for s in summary
                         if s["notebook"] == notebook and s["status"] == "graded")
@@ -65,47 +94,34 @@ def write_report(path, rows, summary, cells, similar=None):
         if not graded:
             parts.append(f"<p>No graded submissions ({len(others)} missing or not gradable).</p>")
             continue
-        mine = [r for r in rows if r["notebook"] == notebook and r["student"] in set(graded)]
-        max_score = sum(float(r["max_score"]) for r in mine if r["student"] == graded[0])
-        totals = [sum(float(r["score"] or 0) for r in mine if r["student"] == s) for s in graded]
-        shares, means, pending = [], [], []
-        for cell in cells[notebook]:
-            here = [r for r in mine if r["cell"] == cell]
-            # a hand-graded answer still waiting for its grade (blank score) is pending, not missed
-            scores = [(float(r["score"]), float(r["max_score"])) for r in here if r["score"] != ""]
-            pending.append(len(here) - len(scores))
-            shares.append(sum(s >= m for s, m in scores) / len(scores) if scores else None)
-            means.append(mean(s / m if m else 1.0 for s, m in scores) if scores else None)
-        hist, bars = notebook_figures(notebook, totals, max_score, cells[notebook],
-                                      [share or 0 for share in shares])
+        mine = grades[(grades["notebook"] == notebook) & grades["student"].isin(graded)]
+        max_score = mine.loc[mine["student"] == graded[0], "max_score"].sum()
+        totals = mine.groupby("student")["score"].sum().reindex(graded, fill_value=0.0)
+        table = answer_table(mine, cells[notebook])
+        hist, bars = notebook_figures(notebook, list(totals), max_score, cells[notebook],
+                                      list(table["full credit"].fillna(0)))
         parts.append(
             f"<p>{len(graded)} graded, {len(others)} missing or not gradable. Score: mean "
-            f"{mean(totals):.1f}, median {median(totals):g} of {max_score:g}.</p>"
+            f"{totals.mean():.1f}, median {totals.median():g} of {max_score:g}.</p>"
             f"<img alt='score distribution of {html.escape(notebook)}' src='{hist}'>"
             f"<img alt='share of students per answer in {html.escape(notebook)}' src='{bars}'>")
-        scored = [i for i, share in enumerate(shares) if share is not None]
-        hardest = sorted(scored, key=lambda i: (shares[i], i))[:3]
+        hardest = table["full credit"].dropna().sort_values(kind="stable").head(3)
         parts.append("<p>Most missed: " + ", ".join(
-            f"<b>{html.escape(cells[notebook][i])}</b> ({100 * shares[i]:.0f}%)" for i in hardest)
+            f"<b>{html.escape(cell)}</b> ({100 * share:.0f}%)" for cell, share in hardest.items())
             + "</p>")
-        if any(pending):
-            parts.append(f"<p>{max(pending)} notebooks wait for manual grading (pending below; "
-                         "not counted as missed).</p>")
-        parts.append("<table><tr><th>answer</th><th>full credit</th><th>mean score "
-                     "(share of its points)</th><th>pending</th></tr>")
-        for cell, share, m, waiting in zip(cells[notebook], shares, means, pending, strict=True):
-            low = " low" if share is not None and share < 0.5 else ""
-            full = "—" if share is None else f"{100 * share:.0f}%"
-            average = "—" if m is None else f"{100 * m:.0f}%"
-            parts.append(f"<tr><td>{html.escape(cell)}</td><td class='n{low}'>{full}</td>"
-                         f"<td class='n'>{average}</td><td class='n'>{waiting or ''}</td></tr>")
-        parts.append("</table>")
+        if table["pending"].any():
+            parts.append(f"<p>{table['pending'].max()} notebooks wait for manual grading "
+                         "(pending below; not counted as missed).</p>")
+        parts.append(_table(pd.DataFrame({
+            "answer": [html.escape(c) for c in table.index],
+            "full credit": [_percent(v, low=0.5) for v in table["full credit"]],
+            "mean score (share of its points)": [_percent(v) for v in table["mean score"]],
+            "pending": [n or "" for n in table["pending"]]})))
         if others:
-            parts.append("<table><tr><th>not graded</th><th>status</th><th>reason</th></tr>")
-            for s in sorted(others, key=lambda s: s["student"]):
-                parts.append(f"<tr><td>{html.escape(s['student'])}</td><td>{s['status']}</td>"
-                             f"<td>{html.escape(s['reason'])}</td></tr>")
-            parts.append("</table>")
+            parts.append(_table(pd.DataFrame(
+                [{"not graded": html.escape(s["student"]), "status": html.escape(s["status"]),
+                  "reason": html.escape(s["reason"])}
+                 for s in sorted(others, key=lambda s: s["student"])])))
     if similar is not None:
         from .similarity import report_section
         parts.append(report_section(similar, list(cells)))

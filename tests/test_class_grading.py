@@ -1,6 +1,8 @@
 """Grading a class: LMS zips, batches, re-grading, the class report, clear errors."""
+import re
 import zipfile
 
+import pandas as pd
 import pytest
 from nbgrader.api import Gradebook
 
@@ -118,8 +120,43 @@ def test_class_report_shows_distribution_and_shares(graded):
     for cell in graded_cells(STAGE2):
         mine = [r for r in rows if r["cell"] == cell and r["student"] in graded_students]
         share = sum(float(r["score"]) >= float(r["max_score"]) for r in mine) / len(mine)
-        assert f"<td>{cell}</td><td class='n" in report
-        assert f">{100 * share:.0f}%</td>" in report.split(f"<td>{cell}</td>")[1][:60], cell
+        shown = re.search(rf"<td>{cell}</td>\s*<td>(?:<span class='low'>)?(\d+)%", report)
+        assert shown and shown[1] == f"{100 * share:.0f}", cell
+
+
+def test_answer_table_counts_full_credit_mean_share_and_pending(tmp_path):
+    """Per answer in notebook order: a blank score is pending (not missed), a 0-point answer
+    counts as all of its points, an answer nobody has a score for yet shows a dash."""
+    from grader.report import answer_table, write_report
+    rows = [{"student": s, "notebook": "nb", "cell": c, "score": v, "max_score": m}
+            for s, c, v, m in [("a", "first", "2", "2"), ("b", "first", "1", "2"),
+                               ("c", "first", "0", "2"), ("a", "free", "0", "0"),
+                               ("b", "free", "0", "0"), ("c", "free", "0", "0"),
+                               ("a", "essay", "", "3"), ("b", "essay", "", "3"),
+                               ("c", "essay", "3", "3"), ("a", "later", "", "1"),
+                               ("b", "later", "", "1"), ("c", "later", "", "1")]]
+    cells = ["first", "free", "essay", "later"]
+    grades = pd.DataFrame(rows)
+    grades["score"] = pd.to_numeric(grades["score"], errors="coerce")
+    grades["max_score"] = pd.to_numeric(grades["max_score"])
+    table = answer_table(grades, cells)
+    assert list(table.index) == cells
+    assert table.loc["first", "full credit"] == pytest.approx(1 / 3)
+    assert table.loc["first", "mean score"] == pytest.approx(0.5)
+    assert table.loc["free", "full credit"] == 1.0 and table.loc["free", "mean score"] == 1.0
+    assert table.loc["essay", "full credit"] == 1.0 and table.loc["essay", "pending"] == 2
+    assert pd.isna(table.loc["later", "full credit"]) and table.loc["later", "pending"] == 3
+    summary = [{"student": s, "notebook": "nb", "status": "graded", "reason": ""}
+               for s in "abc"] + [{"student": "d<", "notebook": "nb", "status": "failed",
+                                   "reason": "not <valid> JSON"}]
+    write_report(tmp_path / "report.html", rows, summary, {"nb": cells})
+    page = (tmp_path / "report.html").read_text()
+    assert re.search(r"<td>first</td>\s*<td><span class='low'>33%</span></td>\s*<td>50%</td>",
+                     page)
+    assert re.search(r"<td>later</td>\s*<td>—</td>\s*<td>—</td>\s*<td>3</td>", page)
+    assert "Most missed: <b>first</b> (33%), <b>free</b> (100%), <b>essay</b> (100%)" in page
+    assert "3 notebooks wait for manual grading" in page
+    assert "<td>d&lt;</td>" in page and "not &lt;valid&gt; JSON" in page
 
 
 def test_unreadable_zip_is_a_clear_error(tmp_path):

@@ -52,6 +52,10 @@ def change(module, functional):
     functional.softmax = None
     module.planted = 1
 change(torch, F)
+def seed_with(module, f):
+    module.seed = f
+seed_with(np.random, print)
+torch.set_default_dtype(torch.float64)
 print('inside the cell:', torch.tanh(torch.tensor(3.0)).item())
 '''
 
@@ -61,20 +65,23 @@ def test_what_a_cell_changes_in_a_module_is_put_back_after_it():
     after the cell, and the cell's output says what; a submodule imported since is kept."""
     code = ("from IPython.core.interactiveshell import InteractiveShell\n"
             "shell = InteractiveShell.instance()\n"
-            "shell.run_cell('import torch, torch.nn.functional as F, grader.guard as g')\n"
+            "shell.run_cell('import torch, torch.nn.functional as F, numpy as np')\n"
+            "shell.run_cell('import grader.guard as g')\n"
             "shell.run_cell('g.start()')\n"
             f"shell.run_cell({CHANGE_THROUGH_A_PARAMETER!r})\n"
             "shell.run_cell('import torch.distributions')\n"
             "shell.run_cell('print(torch.tanh(torch.tensor(3.0)).item(), F.softmax is not None, "
-            "hasattr(torch, \"planted\"), hasattr(torch, \"distributions\"))')\n")
+            "hasattr(torch, \"planted\"), hasattr(torch, \"distributions\"), "
+            "np.random.seed is not print, torch.get_default_dtype())')\n")
     env = {**os.environ, GUARD_ENV: json.dumps({"block_autograd": True})}
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "inside the cell: 3.0", lines
-    assert lines[1] == ("(grading put back F.softmax, torch.planted, torch.tanh: a cell may not "
-                        "change what a module holds)"), lines
-    assert lines[2].startswith("0.995") and lines[2].endswith("True False True"), lines
+    assert lines[1] == ("(grading put back F.softmax, numpy.random.seed, torch.planted, "
+                        "torch.set_default_dtype, torch.tanh: a cell may not change what a "
+                        "module holds)"), lines
+    assert lines[2].startswith("0.995") and lines[2].endswith("True False True True torch.float32")
     assert len(lines) == 3, lines   # the import of a submodule changed nothing
 
 

@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 from grader import config
 from makemore.checks import HINT_TOPICS
 
-FRONT_MATTER_WORDS = 160       # words of markdown before a notebook's first code cell
+FRONT_MATTER_WORDS = 150       # words of markdown before a notebook's first code cell
 HINTED_STAGES = ("02", "03", "04", "05")   # every answer has hints; in stage 1 the harder ones
 NOTEBOOKS = sorted(config.SOLUTIONS.glob("*.ipynb")) + sorted(config.NOTEBOOKS.glob("*.ipynb"))
 OPEN = re.compile(r"<details><summary>Hint (\d+): ([^<>]+)</summary>")

@@ -322,30 +322,38 @@ def test_what_a_kernel_writes_to_its_stderr_stays_out_of_the_graders_terminal(tm
 NEVER_STARTS = '''
 from grader import sandbox
 _format = sandbox.BwrapKernelManager.format_kernel_cmd
-def _format_for_students_only(self, extra_arguments=None):   # the references still run
-    if "autograded" in str(getattr(self, "workdir", "")):
+def _format_for_alice_only(self, extra_arguments=None):   # the references still run
+    if "/autograded/alice/" in str(getattr(self, "workdir", "")) + "/":
         return ["/bin/false"]
     return _format(self, extra_arguments)
-sandbox.BwrapKernelManager.format_kernel_cmd = _format_for_students_only
+sandbox.BwrapKernelManager.format_kernel_cmd = _format_for_alice_only
 '''
 
 
 def test_a_kernel_that_never_starts_makes_an_error_that_only_errors_grades_again(tmp_path):
     """Through a whole grading run: the notebook whose kernel never starts is status `error`
-    with the reason (not a 0), and `--only-errors` grades it again, in full."""
+    with the reason (not a 0), a classmate's is graded as ever, and `--only-errors` grades
+    the first again, in full."""
     from conftest import grader, read_csv
     from crafted import Case, write_case
     notebook = "03_fused_cross_entropy"
-    write_case(Case("alice", notebook, {}, set(), "correct"), tmp_path / "subs")
+    for student in ("alice", "bob"):
+        write_case(Case(student, notebook, {}, set(), "correct"), tmp_path / "subs")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "sitecustomize.py").write_text(NEVER_STARTS)
     args = ("autograde", tmp_path / "subs", "--out", tmp_path / "out", "--no-feedback")
     broken = grader(*args, env_extra={"PYTHONPATH": f"{tmp_path / 'broken'}{os.pathsep}"
                                                     f"{os.environ.get('PYTHONPATH', '')}"})
-    row, = [r for r in read_csv(tmp_path / "out" / "summary.csv") if r["notebook"] == notebook]
-    assert row["status"] == "error", (row, broken.stderr[-2000:])
-    assert "the grading kernel did not start (3 tries" in row["reason"], row
+
+    def summary():
+        return {r["student"]: r for r in read_csv(tmp_path / "out" / "summary.csv")
+                if r["notebook"] == notebook}
+    alice, bob = summary()["alice"], summary()["bob"]
+    assert alice["status"] == "error", (alice, broken.stderr[-2000:])
+    assert "the grading kernel did not start (3 tries" in alice["reason"], alice
+    assert bob["status"] == "graded" and float(bob["score"]) == float(bob["max_score"]), bob
     again = grader(*args, "--only-errors")
     assert again.returncode == 0, again.stderr[-2000:]
-    row, = [r for r in read_csv(tmp_path / "out" / "summary.csv") if r["notebook"] == notebook]
-    assert row["status"] == "graded" and float(row["score"]) == float(row["max_score"]), row
+    alice = summary()["alice"]
+    assert alice["status"] == "graded" and float(alice["score"]) == float(alice["max_score"])
+    assert summary()["bob"] == bob   # not graded again
