@@ -17,6 +17,7 @@ import ast
 import functools
 import keyword
 import re
+import sys
 import types
 import warnings
 from dataclasses import dataclass
@@ -61,7 +62,11 @@ DYNAMIC_ATTRIBUTES = frozenset({
     # raises one holding the builtins module: it imports modules named by a string)
     "exec", "eval", "getattr", "setattr", "delattr", "vars", "globals", "locals",
     "breakpoint", "get_ipython", "query", "obj", "timeit", "set_default_tensor_type",
-    "read_pickle", "meta_path", "path_hooks"})
+    "read_pickle", "meta_path", "path_hooks",
+    # matplotlib's formatters made from a string run its .format() on whatever they are
+    # called with, and the string can be built at run time ("{x.gr" + "ad}")
+    "set_major_formatter", "set_minor_formatter", "get_major_formatter", "get_minor_formatter",
+    "formatter", "StrMethodFormatter"})
 # what to write instead, where a refused name has an everyday use
 DYNAMIC_INSTEAD = {"type": " (to see what x is: x.shape, x.dtype, isinstance(x, torch.Tensor))",
                    "help": " (the docs: torch's and numpy's websites, or Shift+Tab in the lab)",
@@ -131,6 +136,7 @@ def refused_module_attributes():
     out under such a name (matplotlib.figure) is scanned in turn, so nothing is reached in two
     steps (matplotlib.figure.mimage, torch.cuda.tunable.mp) that is refused in one."""
     import importlib
+    import pkgutil
 
     import torch
     allowed = []
@@ -149,6 +155,19 @@ def refused_module_attributes():
         names, seen, queue = set(), {id(m) for m in allowed}, list(allowed)
         while queue:
             module = queue.pop()
+            # its submodules not loaded yet (`from numpy import distutils` loads one): refused
+            # by name, or loaded now and scanned in turn where the name is passable
+            for sub in pkgutil.iter_modules(getattr(module, "__path__", None) or []):
+                full = f"{module.__name__}.{sub.name}"
+                if sub.name.startswith("_") or full in sys.modules or full in ALLOWED_MODULES:
+                    continue
+                if sub.name not in passable:
+                    names.add(sub.name)
+                    continue
+                try:
+                    importlib.import_module(full)
+                except Exception:   # cannot be loaded here: cannot be reached either
+                    continue
             for attr in dir(module):
                 value = getattr(module, attr, None)
                 if attr.startswith("_") or not isinstance(value, types.ModuleType) \
@@ -220,7 +239,7 @@ def policies_of(notebook):
 # ------------------------------------------------------------------ the check
 
 def check_source(source, policy, course_imports=frozenset(), course_autograd=frozenset(),
-                 known_modules=frozenset()):
+                 known_modules=frozenset(), course_definitions=None):
     """The violations of policy in a cell's source ([] if it keeps every rule).
 
     course_imports: the (module, name) pairs the course's own cells import from the course
@@ -228,13 +247,21 @@ def check_source(source, policy, course_imports=frozenset(), course_autograd=fro
     course_autograd: names the course's own cells define that hand on autograd's gradients
     (course_autograd_of); an answer under a no-autograd policy may not use them.
     known_modules: names the cells before this one bound to a module (modules_bound_in), whose
-    attributes this cell may not change either."""
+    attributes this cell may not change either.
+    course_definitions: what the course's own cells define (course_definitions_of), which
+    this cell may not bind to anything else."""
     code, magics = _without_magics(source)
     deep = [Violation(1, "...", "this cell is nested too deeply to be checked")]
     try:
         tree = _tree(code, source)
         found = [] if tree is None else _Checker(policy, course_imports, course_autograd,
                                                  known_modules).run(tree)
+        if tree is not None and course_definitions:
+            found += [Violation(line, name, "the course's own, which its later cells and the "
+                                            "hidden tests call: an answer may not redefine it "
+                                            "(give yours another name)")
+                      for name, how, line in _bindings(tree) if name in course_definitions
+                      and (how != course_definitions[name] or how[0] == "def")]
     except RecursionError:   # too deep to check (and to compile: nothing of it would run)
         found = deep
     return sorted(magics + found, key=lambda v: v.line)
@@ -387,6 +414,51 @@ def course_imports_of(sources):
                     and node.module.split(".")[0] in COURSE_PACKAGES:
                 found.update((node.module, a.name) for a in node.names)
     return frozenset(found)
+
+
+def _bindings(tree):
+    """(name, how, line) of every name a cell binds in the notebook's namespace: how is
+    ("def",) for def and class, ("import", module) or ("from", module, name) for imports,
+    ("assign",) for the rest (assignments, loops, with ... as, del, walrus, `global` names)."""
+    found, todo = [], list(tree.body)
+    for node in ast.walk(tree):   # `global x` in a function binds x in the namespace too
+        if isinstance(node, ast.Global):
+            found += [(n, ("assign",), node.lineno) for n in node.names]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.append((node.name, ("def",), node.lineno))
+            todo += node.decorator_list   # their bodies are their own scopes
+            continue
+        if isinstance(node, ast.Import):
+            found += [(a.asname or a.name.split(".")[0],
+                       ("import", a.name if a.asname else a.name.split(".")[0]), node.lineno)
+                      for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found += [(a.asname or a.name, ("from", node.module, a.name), node.lineno)
+                      for a in node.names]
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            found.append((node.id, ("assign",), node.lineno))
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
+                             ast.GeneratorExp)):   # their own scopes, but for walruses
+            found += [(n.target.id, ("assign",), n.lineno) for n in ast.walk(node)
+                      if isinstance(n, ast.NamedExpr)]
+            continue
+        todo += ast.iter_child_nodes(node)
+    return list(dict.fromkeys(found))
+
+
+def course_definitions_of(sources):
+    """{name: how} of what the course's own cells define and import at their top level
+    (`forward`, `make_parameters`, `Linear`, `cmp`, `torch`): what its later cells and the
+    hidden tests call. A student cell may bind such a name only as the course does (`import
+    torch` again), never to something of its own."""
+    found = {}
+    for tree in filter(None, map(_as_received, sources)):
+        for name, how, _ in _bindings(tree):
+            if how[0] != "assign":
+                found[name] = how
+    return found
 
 
 def course_autograd_of(sources):

@@ -218,6 +218,7 @@ def policy_problem():
     name, locked, answers = notebook
     course_imports, course_autograd = policy.course_imports_of(locked), \
         policy.course_autograd_of(locked)
+    course_definitions = policy.course_definitions_of(locked)
     default, overrides = policy.policies_of(name)
     # which names the cells checked before bound to a module, carried from check to check
     problems, modules = [], _CHECKED.setdefault("modules", set())
@@ -227,7 +228,8 @@ def policy_problem():
         if not source.strip() or source in locked:
             continue
         rule = overrides.get(answers.get(source), default)
-        problems += policy.check_source(source, rule, course_imports, course_autograd, before)
+        problems += policy.check_source(source, rule, course_imports, course_autograd, before,
+                                        course_definitions)
     return policy.describe(problems) if problems else None
 
 

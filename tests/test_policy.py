@@ -78,6 +78,7 @@ ALLOWED = [
     ok(NO_AUTOGRAD, "expected = -math.log(1 / 27)", "math-log"),
     ok(NO_AUTOGRAD, "import copy\nsaved = copy.copy(shapes)", "shallow-copy"),
     ok(BASE, "df = pd.DataFrame({'mean': means, 'std': stds}).round(3)", "pandas-table"),
+    ok(BASE, "y = torch.nn.functional.relu(x)", "functional-through-attributes"),
     ok(NO_AUTOGRAD, "%time dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, 10))",
        "time-magic"),
     ok(NO_AUTOGRAD, "%timeit -n 10 -r 3 dh = dlogits @ W2.T", "timeit-options"),
@@ -415,6 +416,18 @@ REFUSED = [
     no(NO_AUTOGRAD, "sys.meta_path.insert(0, Spy())", "bypass-course-imported-sys"),
     no(BASE, "frames = sys.argv", "bypass-course-imported-sys-base"),
     no(BASE, "x = pd.read_pickle(path)", "bypass-read-pickle"),
+    no(NO_AUTOGRAD, cell("from numpy import distutils",
+                         "fo, path = distutils.misc_util.make_temp_file(suffix='.py')"),
+       "bypass-unloaded-submodule", line=1),
+    no(NO_AUTOGRAD, "helper = np.distutils.misc_util.exec_mod_from_location('h', path)",
+       "bypass-unloaded-submodule-attribute"),
+    no(BASE, "from tqdm import contrib", "bypass-unloaded-tqdm-submodule"),
+    no(NO_AUTOGRAD, cell("axis = plt.gca().xaxis",
+                         "axis.set_major_formatter('{x' + '.gr' + 'ad[0]:.9e}')",
+                         "value = axis.get_major_formatter()(W1)"), "bypass-formatter-template",
+       line=2),
+    no(NO_AUTOGRAD, cell("cb = plt.colorbar(format=template)", "value = cb.formatter(W1)"),
+       "bypass-colorbar-formatter", line=2),
 ]
 
 
@@ -514,3 +527,30 @@ def test_modules_reached_through_attributes_loops_and_classes_are_modules_too():
 
 def test_tables_are_large_enough():
     assert len(ALLOWED) >= 45 and len(REFUSED) >= 45
+
+
+def test_what_the_course_defines_is_not_the_answers_to_redefine():
+    """Stage 5's hidden tests call the notebook's forward and make_parameters: an answer (or an
+    added cell) may not rebind them, nor what the course imports, except as the course does."""
+    import nbformat
+
+    from grader import config
+    from grader.policy import course_definitions_of
+    from grader.preprocessors.enforce_policy import is_course_cell
+    nb = nbformat.read(str(config.SOLUTIONS / "05_training_and_diagnostics.ipynb"), 4)
+    defined = course_definitions_of([c.source for c in nb.cells
+                                     if c.cell_type == "code" and is_course_cell(c)])
+    assert {"forward", "make_parameters", "train", "cmp", "torch", "F"} <= set(defined)
+    assert "backward" not in defined and "parameters" not in defined   # answers and data
+
+    def refused(source):
+        return [v.construct for v in check_source(source, NO_AUTOGRAD, COURSE_IMPORTS,
+                                                  course_definitions=defined)]
+    assert refused("forward = lambda parameters, Xb, Yb: (None, cache)") == ["forward"]
+    assert refused("def make_parameters(g, n_hidden=200):\n    return parameters") == \
+        ["make_parameters"]
+    assert refused("def f():\n    global train\n    train = None") == ["train"]
+    assert refused("import numpy as torch") == ["torch"]
+    assert refused("import torch\nimport torch.nn.functional as F") == []
+    assert refused("def backward(parameters, cache, Xb, Yb):\n    return []") == []
+    assert refused("n = Xb.shape[0]\ndef helper(forward):\n    return forward") == []

@@ -72,20 +72,30 @@ def test_stage3_cases_are_fixed_by_their_seed_and_extreme_where_asked():
 
 
 def test_check_cells_call_the_students_function_with_the_reference_in_place(monkeypatch):
-    """check_backward grades backward with the reference pieces, whatever the student's are."""
+    """check_backward grades backward with the reference pieces, whatever the student's are,
+    at parameters of its own (not the notebook's, whose autograd gradients are in the kernel)."""
     reported = {}
     monkeypatch.setattr(stage5, "report", lambda name, value: reported.setdefault(name, value))
-
-    def students_backward(parameters, cache, Xb, Yb):
-        return [nb["cross_entropy_backward"](cache.logits, Yb)] * 7
-
     logits = torch.randn(4, 27)
     Y = torch.tensor([1, 2, 3, 4])
-    nb = {"parameters": [], "cache": SimpleNamespace(logits=logits), "Xb": None, "Yb": Y,
+    drawn = []
+
+    def make_parameters(g):
+        drawn.append(torch.randn(1, generator=g).item())
+        return ["fresh"]
+
+    def students_backward(parameters, cache, Xb, Yb):
+        assert parameters == ["fresh"]
+        return [nb["cross_entropy_backward"](cache.logits, Yb)] * 7
+
+    nb = {"parameters": [torch.zeros(1)], "Xb": None, "Yb": Y,
+          "make_parameters": make_parameters,
+          "forward": lambda params, X, Y: (None, SimpleNamespace(logits=logits)),
           "backward": students_backward, "cross_entropy_backward": lambda *a: "wrong piece"}
     stage5.check_backward(nb)
     assert torch.equal(reported["dC"], stage5.cross_entropy_backward(logits, Y))
     assert sorted(reported) == sorted("d" + n for n in stage5.PARAM_NAMES)
+    assert drawn == [torch.randn(1, generator=stage5.seeded(10)).item()]
 
 
 def test_the_rules_are_not_importable_from_answers():

@@ -36,6 +36,7 @@ class EnforcePolicy(NbGraderPreprocessor):
         course = [c.source for c in source.cells if c.cell_type == "code" and is_course_cell(c)]
         course_imports = policy.course_imports_of(course)
         course_autograd = policy.course_autograd_of(course)
+        course_definitions = policy.course_definitions_of(course)
         default, answers = policy.policies_of(resources["nbgrader"]["notebook"])
         current, failing, modules = default, None, set()
         for index, cell in enumerate(nb.cells):
@@ -50,7 +51,7 @@ class EnforcePolicy(NbGraderPreprocessor):
                     cell.metadata[FAILED_KEY] = failing
                 continue
             violations = policy.check_source(cell.source, current, course_imports,
-                                             course_autograd, before)
+                                             course_autograd, before, course_definitions)
             if violations:
                 text = (f"{label(cell, index)} breaks the code policy ({current.name}): "
                         f"{policy.describe(violations)}")
