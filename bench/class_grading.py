@@ -183,7 +183,6 @@ def main():
         reasons = (tmp / "parallel" / "summary.csv").read_text().splitlines()
     # a notebook nbgrader cannot read has no grades in one gradebook and zeros in the other
     keys = a.keys() | b.keys() | c.keys()
-    STAGE = NOTEBOOKS[0]
     diff = sorted(k for k in keys if not a.get(k, 0) == b.get(k, 0) == c.get(k, 0))
     print(f"class of {args.students} crafted submissions ({len(keys)} graded cells), "
           f"{os.cpu_count()} cores; 1-min load average before/between/after runs: "
@@ -203,10 +202,11 @@ def main():
           f"{full_cpu / feedback_cpu:.2f}x")
     print(f"per-cell scores identical in the three gradebooks: {not diff}")
     for student in sorted({k[0] for k in diff}):
-        cells = sorted(k[2] for k in diff if k[0] == student)
-        print(f"  {student} differs in {', '.join(cells)}: parallel / sequential / parallel with "
-              "feedback: " + " / ".join(str([g.get((student, STAGE, cell)) for cell in cells])
-                                        for g in (a, b, c)) + "; "
+        cells = sorted((k[1], k[2]) for k in diff if k[0] == student)
+        print(f"  {student} differs in {', '.join(f'{nb} {cell}' for nb, cell in cells)}: "
+              "parallel / sequential / parallel with feedback: "
+              + " / ".join(str([g.get((student, nb, cell)) for nb, cell in cells])
+                           for g in (a, b, c)) + "; "
               + " ".join(r for r in reasons if r.startswith(student + ",")))
 
 
