@@ -217,14 +217,20 @@ class ModuleWatch:
     def __init__(self):
         self.saved = {}   # id(owner) -> [owner, its public names and values, its names]
         self.settings = self._settings()
+        self.modules_seen = 0   # len(sys.modules) when the watched modules were last looked up
 
     @staticmethod
     def _settings():
         """Process-wide settings a call changes (no attribute does): {label: (value, setter)}."""
         import numpy as np
         import torch
+        printing = torch._tensor_str.PRINT_OPTS
         return {"torch.set_default_dtype": (torch.get_default_dtype(), torch.set_default_dtype),
-                "np.seterr": (np.geterr(), lambda errors: np.seterr(**errors))}
+                "torch.set_printoptions": (dict(vars(printing)),
+                                           lambda options: torch.set_printoptions(**options)),
+                "np.seterr": (np.geterr(), lambda errors: np.seterr(**errors)),
+                "np.set_printoptions": (np.get_printoptions(),
+                                        lambda options: np.set_printoptions(**options))}
 
     def take(self):
         """Remember every watched owner loaded by now that is not remembered yet."""
@@ -262,8 +268,8 @@ class ModuleWatch:
         return {k: v for k, v in vars(owner).items() if not k.startswith("_")}
 
     def _owners(self):
-        if len(sys.modules) != getattr(self, "_modules_seen", None):   # something was imported
-            self._modules_seen = len(sys.modules)
+        if len(sys.modules) != self.modules_seen:   # something was imported since
+            self.modules_seen = len(sys.modules)
             for name in WATCHED:
                 module, _, cls = name.rpartition(".")
                 if cls[:1].isupper():

@@ -66,7 +66,9 @@ DYNAMIC_ATTRIBUTES = frozenset({
     # matplotlib's formatters made from a string run its .format() on whatever they are
     # called with, and the string can be built at run time ("{x.gr" + "ad}")
     "set_major_formatter", "set_minor_formatter", "get_major_formatter", "get_minor_formatter",
-    "formatter", "StrMethodFormatter"})
+    "formatter", "StrMethodFormatter",
+    # tqdm's bar template, set on a bar (its keyword may only be a literal: visit_keyword)
+    "bar_format"})
 # what to write instead, where a refused name has an everyday use
 DYNAMIC_INSTEAD = {"type": " (to see what x is: x.shape, x.dtype, isinstance(x, torch.Tensor))",
                    "help": " (the docs: torch's and numpy's websites, or Shift+Tab in the lab)",
@@ -439,6 +441,10 @@ def _bindings(tree):
                       for a in node.names]
         elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             found.append((node.id, ("assign",), node.lineno))
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            found.append((node.name, ("assign",), node.lineno))   # except E as x, case x
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            found.append((node.rest, ("assign",), node.lineno))
         if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
                              ast.GeneratorExp)):   # their own scopes, but for walruses
             found += [(n.target.id, ("assign",), n.lineno) for n in ast.walk(node)
@@ -712,6 +718,16 @@ class _Checker(ast.NodeVisitor):
     visit_Nonlocal = visit_Global
 
     def visit_keyword(self, node):
+        if node.arg is None:   # f(**mapping): its names are checked as keywords, so written out
+            keys = node.value.keys if isinstance(node.value, ast.Dict) else [None]
+            if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in keys):
+                self.refuse(node, "**...", "keyword arguments are written out in an answer, "
+                                           "not unpacked from a computed mapping")
+            else:
+                for key, value in zip(keys, node.value.values, strict=True):
+                    self.visit_keyword(ast.keyword(arg=key.value, value=value,
+                                                   lineno=getattr(node, "lineno", 0)))
+                return
         if node.arg and node.arg.startswith("_"):
             self.check_identifier(node, node.arg, attribute=False)
         # a literal template is checked where it stands (visit_Constant); a computed one is not

@@ -79,6 +79,8 @@ ALLOWED = [
     ok(NO_AUTOGRAD, "import copy\nsaved = copy.copy(shapes)", "shallow-copy"),
     ok(BASE, "df = pd.DataFrame({'mean': means, 'std': stds}).round(3)", "pandas-table"),
     ok(BASE, "y = torch.nn.functional.relu(x)", "functional-through-attributes"),
+    ok(BASE, "plt.plot(x, y, **{'color': 'k', 'alpha': 0.5})", "literal-keywords-unpacked"),
+    ok(BASE, "f = lambda *a, **k: None", "lambda-keyword-parameters"),
     ok(NO_AUTOGRAD, "%time dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, 10))",
        "time-magic"),
     ok(NO_AUTOGRAD, "%timeit -n 10 -r 3 dh = dlogits @ W2.T", "timeit-options"),
@@ -428,6 +430,12 @@ REFUSED = [
        line=2),
     no(NO_AUTOGRAD, cell("cb = plt.colorbar(format=template)", "value = cb.formatter(W1)"),
        "bypass-colorbar-formatter", line=2),
+    no(NO_AUTOGRAD, cell("bar = tqdm(range(1), file=w, postfix=[cache.logits])",
+                         "bar.bar_format = '{postfix' + '[0].grad}'"), "bypass-bar-format-store",
+       line=2),
+    no(NO_AUTOGRAD, "bar = tqdm(range(1), **{'bar_format': '{postfix' + '[0].grad}'})",
+       "bypass-bar-format-unpacked"),
+    no(NO_AUTOGRAD, "bar = tqdm(range(1), **options)", "bypass-computed-keywords"),
 ]
 
 
@@ -551,6 +559,8 @@ def test_what_the_course_defines_is_not_the_answers_to_redefine():
         ["make_parameters"]
     assert refused("def f():\n    global train\n    train = None") == ["train"]
     assert refused("import numpy as torch") == ["torch"]
+    assert refused("try:\n    pass\nexcept Exception as train:\n    pass") == ["train"]
+    assert refused("match 1:\n    case forward:\n        pass") == ["forward"]
     assert refused("import torch\nimport torch.nn.functional as F") == []
     assert refused("def backward(parameters, cache, Xb, Yb):\n    return []") == []
     assert refused("n = Xb.shape[0]\ndef helper(forward):\n    return forward") == []
