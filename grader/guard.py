@@ -207,6 +207,12 @@ PACKAGES = frozenset({"torch", "numpy", "math", "random", "time", "collections",
                       "string", "makemore", "grader"})
 
 
+def _watched_class(name):
+    """(module, class name) of a WATCHED class ("torch.Tensor"); None for a module."""
+    module, _, last = name.rpartition(".")
+    return (module, last) if last[:1].isupper() else None
+
+
 class ModuleWatch:
     """What the watched modules and classes hold, to put back after a cell changed it.
 
@@ -271,10 +277,9 @@ class ModuleWatch:
         if len(sys.modules) != self.modules_seen:   # something was imported since
             self.modules_seen = len(sys.modules)
             for name in WATCHED:
-                module, _, cls = name.rpartition(".")
-                if cls[:1].isupper():
-                    if module in sys.modules:
-                        yield getattr(sys.modules[module], cls)
+                if cls := _watched_class(name):
+                    if cls[0] in sys.modules:
+                        yield getattr(sys.modules[cls[0]], cls[1])
                 else:
                     yield from (m for n, m in list(sys.modules.items()) if m is not None and (
                         n == name or (name in ("makemore", "grader")
@@ -308,7 +313,7 @@ def watch_modules() -> ModuleWatch:
 
     from IPython import get_ipython
     for name in WATCHED:   # numpy loads its submodules when first used: load them now
-        if not name.rpartition(".")[2][:1].isupper():
+        if not _watched_class(name):
             importlib.import_module(name)
     _WATCH = ModuleWatch()
     _WATCH.take()

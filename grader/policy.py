@@ -190,6 +190,9 @@ ALWAYS_REFUSED_MODULES = frozenset({
     "weakref", "marshal", "shutil", "tempfile", "io", "pathlib", "asyncio", "concurrent",
     "multiprocessing", "operator", "dis", "codeop", "runpy", "site", "grader", "makemore",
     "xpu"})   # torch.xpu hands out ctypes' cast, pointer and c_void_p
+# ...nor by name where a course cell imported one (stage 5's `sys`); the course packages are
+# checked by what the notebook imports from them
+REFUSED_BARE_MODULES = ALWAYS_REFUSED_MODULES - set(COURSE_PACKAGES)
 
 
 # ------------------------------------------------------------------ verdicts
@@ -610,7 +613,7 @@ class _Checker(ast.NodeVisitor):
                 name in NAMESPACE_CLASSES and id(node) not in self.bases):
             self.refuse(node, shown, "dynamic code, attribute or namespace access is not "
                                      "allowed in answers" + DYNAMIC_INSTEAD.get(name, ""))
-        if not attribute and name in ALWAYS_REFUSED_MODULES - set(COURSE_PACKAGES):
+        if not attribute and name in REFUSED_BARE_MODULES:
             self.refuse(node, shown, "modules the course does not hand out are off limits in "
                                      "answers, even where a course cell imported them")
         if name in COURSE_FILE_READERS and id(node) not in self.bare_calls:

@@ -19,6 +19,13 @@ def is_check(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
 
 
+def fails(cell: NotebookNode, log=None) -> bool:
+    """A check that earns less than its points, as nbgrader's Validator scores it (an error
+    or stderr output scores 0)."""
+    score, points = utils.determine_grade(cell, log)
+    return score < points
+
+
 def count_line(passed: int, failed: int) -> str:
     """E.g. '3 of 26 checks fail (listed below), 23 pass'."""
     checks = passed + failed
@@ -32,8 +39,7 @@ class CountChecks(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         checks = [c for c in nb.cells if is_check(c)]
-        failed = [c for c in checks if utils.has_failed(c)
-                  or utils.determine_grade(c, self.log)[0] < c.metadata.nbgrader["points"]]
+        failed = [c for c in checks if fails(c, self.log)]
         if failed:
             line = count_line(len(checks) - len(failed), len(failed))
             failed[0].outputs.insert(0, new_output("stream", name="stderr", text=line))
